@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     session_timeout_ms: int = _env("INGESTER_SESSION_TIMEOUT_MS", default=10_000, ge=1000)
 
     # Operations
-    http_host: str = _env("INGESTER_HTTP_HOST", default="0.0.0.0")  # noqa: S104 (a pod's port)
+    http_host: str = _env("INGESTER_HTTP_HOST", default="0.0.0.0")  # every interface: a pod
     http_port: int = _env("INGESTER_HTTP_PORT", default=9108, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _env(
         "INGESTER_LOG_LEVEL", default="INFO"
