@@ -18,9 +18,10 @@ def test_delays_stay_within_the_doubling_ceiling_and_the_cap() -> None:
 
 
 def test_jitter_spreads_delays() -> None:
-    backoff = make()
-    backoff.attempt = 3
-    delays = {Backoff(1.0, 8.0, 60.0, random.Random(seed), attempt=3).next_delay(0.0) for seed in range(20)}
+    delays = {
+        Backoff(1.0, 8.0, 60.0, random.Random(seed), attempt=3).next_delay(0.0)
+        for seed in range(20)
+    }
     assert len(delays) == 20
     assert all(0 <= d <= 8 for d in delays)
 

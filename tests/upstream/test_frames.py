@@ -62,10 +62,16 @@ def test_undecodable_frames_are_rejected_at_decode(raw: bytes, reason: str) -> N
         (b'{"op":"update","match_id":4,"data":[]}', "data", 4),
         (b'{"op":"update","match_id":4,"data":{"seq":1}}', "data.sport", 4),
         (b'{"op":"update","match_id":4,"data":{"sport":""}}', "data.sport", 4),
-        (b'{"op":"update","match_id":4,"data":{"sport":"soccer","match_id":5}}', "data.match_id", 4),
+        (
+            b'{"op":"update","match_id":4,"data":{"sport":"soccer","match_id":5}}',
+            "data.match_id",
+            4,
+        ),
     ],
 )
-def test_bad_envelopes_are_rejected_at_validate(raw: bytes, field: str, match_id: int | None) -> None:
+def test_bad_envelopes_are_rejected_at_validate(
+    raw: bytes, field: str, match_id: int | None
+) -> None:
     with pytest.raises(FrameRejected) as info:
         decode_frame(raw)
     assert info.value.stage == "validate"

@@ -12,7 +12,9 @@ from ingester.upstream.subscriptions import (
 )
 
 
-def book(per_connection: int = 2, max_matches: int = 100, retire_after: float = 0.0) -> SubscriptionBook:
+def book(
+    per_connection: int = 2, max_matches: int = 100, retire_after: float = 0.0
+) -> SubscriptionBook:
     return SubscriptionBook(
         per_connection=per_connection,
         max_matches=max_matches,
