@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +86,7 @@ class Helm:
 
 
 @pytest.fixture(scope="session")
-def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helm]:
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
     """The Helm binary, or a failing test naming the command that installs it."""
     binary = find_helm()
     if binary is None:
@@ -96,4 +95,4 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Helm]:
             f"install it with: {HELM_INSTALL}",
             pytrace=False,
         )
-    yield Helm(binary, tmp_path_factory.mktemp("helm"))
+    return Helm(binary, tmp_path_factory.mktemp("helm"))

@@ -12,7 +12,6 @@ SIGTERM (what the exec-form ``ENTRYPOINT`` delivers to it as PID 1).
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -208,10 +207,12 @@ def test_dockerfile_shape() -> None:
     assert final.entrypoint == ["sportrix-ingester"]
     assert final.cmd == ["run"]
     assert final.env.get("PYTHONUNBUFFERED") == "1"
-    assert final.healthcheck is not None and "/healthz" in " ".join(final.healthcheck)
+    assert final.healthcheck is not None
+    assert "/healthz" in " ".join(final.healthcheck)
     base = next(line for line in text.splitlines() if line.startswith("ARG PYTHON_IMAGE="))
     tag = base.partition(":")[2]
-    assert "slim" in tag and tag[0].isdigit(), f"base not pinned to a slim version tag: {base}"
+    assert "slim" in tag, f"base is not a slim image: {base}"
+    assert tag[0].isdigit(), f"base not pinned to a version tag: {base}"
     assert "requirements" not in text.lower(), "dependencies come from pyproject.toml only"
 
 
@@ -363,7 +364,8 @@ def test_daemon_from_the_venv_serves_health_and_stops_on_sigterm(
     env = installed.env(**settings)
     log = installed.workdir / f"daemon-{tag}.log"
     final = parse_dockerfile()[-1]
-    assert final.entrypoint is not None and final.cmd is not None
+    assert final.entrypoint is not None
+    assert final.cmd is not None
     command = [str(installed.venv / "bin" / final.entrypoint[0]), *final.entrypoint[1:], *final.cmd]
     with log.open("wb") as out:
         process = subprocess.Popen(
