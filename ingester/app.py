@@ -1,24 +1,305 @@
-"""``sportrix-ingester run``: the daemon."""
+"""``sportrix-ingester run``: the daemon, wiring every stage together.
+
+upstream sessions → :class:`FrameProcessor` (decode, validate, convert, encode) →
+:class:`RecordBuffer` → :class:`KafkaSink`, steered by the :class:`ConfigConsumer` (which
+matches this replica follows) and watched through the :class:`OpsServer`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import signal
 import sys
+import time
+from typing import Any
 
-from ingester.settings import ConfigError, add_setting_flags, load_settings
+import aiokafka.codec
+from aiokafka import AIOKafkaProducer
+
+from ingester import __version__
+from ingester.codecs import build_codecs, classify_error
+from ingester.control.assignment import Change, Follow
+from ingester.control.commands import encode_command
+from ingester.control.consumer import ConfigConsumer
+from ingester.control.topics import TopicError, ensure_topics
+from ingester.observe.http import OpsServer
+from ingester.observe.logs import SecretScrubber, configure_logging
+from ingester.observe.metrics import Metrics
+from ingester.pipeline import FrameProcessor, OutRecord
+from ingester.produce.buffer import RecordBuffer
+from ingester.produce.kafka_client import client_kwargs
+from ingester.produce.sink import KafkaSink
+from ingester.settings import ConfigError, Settings, add_setting_flags, load_settings
+from ingester.supervisor import Fatal, Supervisor
+from ingester.upstream.pool import UpstreamPool
+from ingester.upstream.session import redact_url
+from ingester.upstream.subscriptions import SubscriptionBook
+
+__all__ = ["Daemon", "register"]
+
+log = logging.getLogger("ingester")
+
+_TICK_SECONDS = 1.0
+
+
+class Daemon:
+    """The running ingester; :meth:`run` returns the process exit code."""
+
+    def __init__(self, settings: Settings, scrubber: SecretScrubber) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self._scrubber = scrubber
+        self._kafka = client_kwargs(settings)
+        _check_codec(settings.compression)
+        self.book = SubscriptionBook(
+            per_connection=settings.subscriptions_per_connection,
+            max_matches=settings.max_matches,
+            refused_retry=settings.refused_retry,
+            retire_after=settings.retire_after,
+        )
+        self.buffer = RecordBuffer(settings.buffer_records)
+        self.metrics.buffer_capacity.set(settings.buffer_records)
+        self._codecs, self._prepare_codecs = build_codecs(settings)
+        self.processor = FrameProcessor(
+            self.book,
+            self._codecs,
+            classify_error,
+            self.metrics,
+            topic=settings.topic,
+            dlq_topic=settings.dlq_topic,
+            instance_id=settings.instance_id,
+        )
+        self.pool = UpstreamPool(
+            settings, self.book, self.processor, self.buffer, self.metrics, self._retire
+        )
+        self.sink = KafkaSink(self.buffer, self.metrics, self._new_producer)
+        self.config = ConfigConsumer(
+            self._kafka,
+            topic=settings.config_topic,
+            group_id=settings.group_id,
+            session_timeout_ms=settings.session_timeout_ms,
+            metrics=self.metrics,
+            apply=self._apply_changes,
+        )
+        self.http = OpsServer(
+            self.metrics, self._liveness, self._readiness, self._status, self._refresh
+        )
+        self._started = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        settings = self.settings
+        return AIOKafkaProducer(
+            **self._kafka,
+            acks="all",
+            enable_idempotence=True,
+            compression_type=None if settings.compression == "none" else settings.compression,
+            linger_ms=settings.linger_ms,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+            request_timeout_ms=30_000,
+        )
+
+    # -- control plane ---------------------------------------------------------------
+
+    def _apply_changes(self, changes: list[Change]) -> None:
+        for change in changes:
+            if isinstance(change, Follow):
+                actions = self.book.follow(change.match_id)
+                if self.book.is_waiting(change.match_id):
+                    self.metrics.capacity_refusals.inc()
+                    log.warning(
+                        "match %d held back: this instance follows INGESTER_MAX_MATCHES=%d",
+                        change.match_id,
+                        self.settings.max_matches,
+                    )
+            else:
+                actions = self.book.unfollow(change.match_id)
+            self.pool.execute(actions)
+
+    def _retire(self, match_id: int) -> None:
+        """Write the ``remove`` command of a match that has been over for the grace period."""
+        match = self.book.get(match_id)
+        log.info(
+            "match %d retired: %s for %.0fs",
+            match_id,
+            match.status if match else "over",
+            self.settings.retire_after,
+        )
+        self.metrics.retired_matches.inc()
+        key, value = encode_command("remove", match_id)
+        record = OutRecord(
+            topic=self.settings.config_topic,
+            key=key,
+            value=value,
+            headers=[("producer", self.settings.instance_id.encode())],
+            received_at=time.time(),
+        )
+        task = asyncio.create_task(self.buffer.put(record))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- health ----------------------------------------------------------------------
+
+    def _liveness(self) -> list[str]:
+        return [f"component {name} is not running" for name in self._supervisor.dead()]
+
+    def _readiness(self) -> list[str]:
+        problems: list[str] = []
+        if not self._started:
+            problems.append("starting: checking topics and schemas")
+        if not self.sink.connected:
+            problems.append(f"Kafka producer not connected: {self.sink.last_error or 'starting'}")
+        if not self.config.replayed:
+            problems.append("config topic not replayed yet")
+        if self.pool.auth_rejected:
+            problems.append("upstream rejected the API key")
+        elif len(self.book) and not self.pool.all_connected:
+            states = self.pool.states()
+            problems.append(
+                f"upstream not connected ({states['connected']} of {sum(states.values())} "
+                "connections up)"
+            )
+        return problems
+
+    def _refresh(self) -> None:
+        """Bring the gauges up to date (each tick and before each scrape)."""
+        metrics = self.metrics
+        for state, count in self.book.counts().items():
+            if state != "waiting":
+                metrics.subscriptions.labels(state=state).set(count)
+        for state, count in self.pool.states().items():
+            metrics.upstream_connections.labels(state=state).set(count)
+        metrics.buffered_records.set(self.buffer.unacknowledged)
+        oldest = self.book.oldest_active_frame()
+        metrics.last_frame_age.set(0.0 if oldest is None else time.monotonic() - oldest)
+        metrics.ready.set(0 if self._readiness() else 1)
+
+    def _status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        matches = sorted(self.book.matches(), key=lambda m: m.match_id)
+        return {
+            "instance_id": self.settings.instance_id,
+            "version": __version__,
+            "ready": not self._readiness(),
+            "problems": self._readiness(),
+            "owned_partitions": self.config.assignment.partitions,
+            "connections": self.pool.describe(),
+            "buffered_records": self.buffer.unacknowledged,
+            "matches": [m.as_status(now) for m in matches],
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_SECONDS)
+            self.pool.execute(self.book.tick(time.monotonic()))
+            self._refresh()
+
+    async def _prepare(self) -> None:
+        """Check topics and schemas, retrying until Kafka answers; then start the data path."""
+        try:
+            await ensure_topics(self.settings)
+        except TopicError as exc:
+            raise Fatal(str(exc)) from None
+        await self._prepare_codecs()
+        self._started = True
+        supervisor = self._supervisor
+        supervisor.start("kafka-sink", self.sink.run)
+        supervisor.start("config-consumer", self.config.run)
+        supervisor.start("ticker", self._tick)
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT, then flush and return the exit code."""
+        settings = self.settings
+        self._supervisor = Supervisor()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await self.http.start(settings.http_host, settings.http_port)
+        log.info(
+            "sportrix-ingester %s started as %s: upstream %s, Kafka %s, topic %s, port %s",
+            __version__,
+            settings.instance_id,
+            redact_url(settings.url),
+            settings.kafka_bootstrap_servers,
+            settings.topic,
+            self.http.port,
+        )
+        self._supervisor.start("prepare", self._prepare, once=True)
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        fatal: asyncio.Future[Any] = self._supervisor.fatal
+        done, _ = await asyncio.wait({stopping, fatal}, return_when=asyncio.FIRST_COMPLETED)
+        if fatal in done:
+            print(f"sportrix-ingester: {self._supervisor.fatal.result()}", file=sys.stderr)
+            await self._supervisor.stop()
+            await self.pool.stop()
+            await self.http.stop()
+            return 2
+        return await self._shutdown()
+
+    async def _shutdown(self) -> int:
+        log.info("stopping: no more reading; flushing %d records", self.buffer.unacknowledged)
+        await self._supervisor.stop("config-consumer", "ticker", "prepare")
+        await self.pool.stop()
+        flushed = True
+        if self._started:
+            try:
+                await asyncio.wait_for(self.buffer.drained(), self.settings.flush_timeout)
+            except TimeoutError:
+                flushed = False
+        await self._supervisor.stop()
+        await self.http.stop()
+        if not flushed:
+            log.error(
+                "flush timed out after %.0fs with %d records not acknowledged",
+                self.settings.flush_timeout,
+                self.buffer.unacknowledged,
+            )
+            return 1
+        log.info("stopped cleanly")
+        return 0
+
+
+def _check_codec(name: str) -> None:
+    """Refuse to start with a compression codec whose library is not installed."""
+    available = getattr(aiokafka.codec, f"has_{name}", lambda: True)()
+    if not available:
+        raise ConfigError(f"invalid setting INGESTER_COMPRESSION: no library for {name}")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` sub-command."""
-    parser = subparsers.add_parser("run", help="run the ingester daemon")
+    parser = subparsers.add_parser(
+        "run",
+        help="run the ingester daemon",
+        description="Follow the matches the config topic names and produce them to Kafka.",
+    )
     add_setting_flags(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        load_settings(args)
+        settings = load_settings(args)
     except ConfigError as exc:
         print(f"sportrix-ingester: {exc}", file=sys.stderr)
         return 2
-    return 0
+    scrubber = SecretScrubber()
+    scrubber.add(settings.api_key.get_secret_value() if settings.api_key else None)
+    with contextlib.suppress(OSError):
+        scrubber.add(settings.read_api_key())
+    with contextlib.suppress(OSError):
+        scrubber.add(settings.read_sasl_password())
+    configure_logging(settings.log_level, settings.log_format, scrubber)
+    try:
+        daemon = Daemon(settings, scrubber)
+    except ConfigError as exc:
+        print(f"sportrix-ingester: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(daemon.run())

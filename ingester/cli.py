@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from ingester import __version__
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("ingester.app", "ingester.localkafka.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "ingester.app",
+    "ingester.control.cli",
+    "ingester.tools.tail",
+    "ingester.localkafka.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

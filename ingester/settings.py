@@ -27,7 +27,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ConfigError", "KafkaSecurity", "Settings", "add_setting_flags", "load_settings"]
+__all__ = [
+    "KAFKA_FIELDS",
+    "ConfigError",
+    "KafkaSecurity",
+    "Settings",
+    "add_setting_flags",
+    "load_settings",
+]
 
 _FLAG_PREFIXES = ("INGESTER_", "SPORTRIX_")
 
@@ -110,9 +117,10 @@ class Settings(BaseSettings):
     # Control plane
     instance_id: str = _env("INGESTER_INSTANCE_ID", default_factory=socket.gethostname)
     group_id: str = _env("INGESTER_GROUP_ID", default="sportrix-ingester", min_length=1)
-    create_config_topic: bool = _env("INGESTER_CREATE_CONFIG_TOPIC", default=True)
+    create_topics: bool = _env("INGESTER_CREATE_TOPICS", default=True)
     config_partitions: int = _env("INGESTER_CONFIG_PARTITIONS", default=12, ge=1)
-    config_replication_factor: int = _env("INGESTER_CONFIG_REPLICATION_FACTOR", default=-1)
+    topic_partitions: int = _env("INGESTER_TOPIC_PARTITIONS", default=12, ge=1)
+    replication_factor: int | None = _env("INGESTER_REPLICATION_FACTOR", default=None, ge=1)
     max_matches: int = _env("INGESTER_MAX_MATCHES", default=5000, ge=1)
     retire_after: float = _env("INGESTER_RETIRE_AFTER", default=600.0, ge=0)
     session_timeout_ms: int = _env("INGESTER_SESSION_TIMEOUT_MS", default=10_000, ge=1000)
@@ -215,10 +223,15 @@ def _flag(env: str) -> str:
     return "--" + env.lower().replace("_", "-")
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per setting; unset flags fall back to the environment."""
+#: The settings a Kafka client needs (for the operator sub-commands).
+KAFKA_FIELDS = tuple(f for f in Settings.model_fields if f.startswith("kafka_"))
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Add one ``--flag`` per setting (or per field in ``only``); unset flags fall back to
+    the environment."""
     group = parser.add_argument_group("settings (each also an environment variable)")
-    for field in Settings.model_fields:
+    for field in only or tuple(Settings.model_fields):
         env = _env_name(field)
         group.add_argument(
             _flag(env), dest=f"setting_{field}", default=None, metavar="VALUE", help=f"${env}"

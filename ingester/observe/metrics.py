@@ -92,7 +92,10 @@ class Metrics:
             registry=r,
         )
         self.skipped_frames = Counter(
-            p + "skipped_frames", "Frames skipped (unknown op), by op.", ["op"], registry=r
+            p + "skipped_frames",
+            "Frames skipped by reason (unknown_op, not_followed).",
+            ["reason"],
+            registry=r,
         )
         self.last_frame_age = Gauge(
             p + "last_frame_age_seconds",

@@ -1,0 +1,82 @@
+"""The operations HTTP server: ``/metrics``, ``/healthz``, ``/readyz``, ``/status``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ingester.observe.metrics import Metrics
+
+__all__ = ["OpsServer"]
+
+
+class OpsServer:
+    """Serves the daemon's health and metrics.
+
+    ``liveness`` and ``readiness`` return a list of problems (empty when fine); ``status``
+    returns the JSON document of ``/status``. All three are called per request.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        liveness: Callable[[], list[str]],
+        readiness: Callable[[], list[str]],
+        status: Callable[[], dict[str, Any]],
+        refresh: Callable[[], None],
+    ) -> None:
+        self._metrics = metrics
+        self._liveness = liveness
+        self._readiness = readiness
+        self._status = status
+        self._refresh = refresh
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._get_metrics)
+        app.router.add_get("/healthz", self._get_healthz)
+        app.router.add_get("/readyz", self._get_readyz)
+        app.router.add_get("/status", self._get_status)
+        return app
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on ``host``:``port`` (0 picks a free port, see :attr:`port`)."""
+        self._runner = web.AppRunner(self._app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _get_metrics(self, _: web.Request) -> web.Response:
+        self._refresh()
+        body = generate_latest(self._metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _get_healthz(self, _: web.Request) -> web.Response:
+        return _verdict(self._liveness(), "alive")
+
+    async def _get_readyz(self, _: web.Request) -> web.Response:
+        self._refresh()
+        return _verdict(self._readiness(), "ready")
+
+    async def _get_status(self, _: web.Request) -> web.Response:
+        self._refresh()
+        return web.json_response(self._status())
+
+
+def _verdict(problems: list[str], word: str) -> web.Response:
+    if problems:
+        return web.json_response({"status": f"not {word}", "reasons": problems}, status=503)
+    return web.json_response({"status": word})

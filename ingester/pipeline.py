@@ -1,0 +1,211 @@
+"""One upstream message in, at most one Kafka record out (pure: no sockets, no clock).
+
+:class:`FrameProcessor` is the hot path: decode → validate → convert → encode. Every
+message ends as exactly one of: a record for the data topic, a record for the dead-letter
+topic, or a counted skip (an unknown ``op``, a frame for a match not followed here, an
+``error`` frame). It also feeds the :class:`SubscriptionBook`, whose answer may ask for a
+re-subscribe (a ``seq`` gap); those actions are returned for the asyncio layer to send.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from ingester.observe.metrics import Metrics
+from ingester.upstream.frames import (
+    DataFrame,
+    ErrorFrame,
+    FrameRejected,
+    Stage,
+    UnknownOp,
+    decode_frame,
+)
+from ingester.upstream.subscriptions import Action, FrameVerdict, SubscriptionBook
+
+__all__ = ["FrameProcessor", "OutRecord", "SportCodec"]
+
+log = logging.getLogger(__name__)
+
+_NO_ACTIONS: list[Action] = []
+_MAX_ERROR_HEADER = 512
+
+
+class SportCodec(Protocol):
+    """What the pipeline needs per sport: validate+convert, then encode."""
+
+    @property
+    def sport(self) -> str:
+        """The ``data.sport`` value this codec handles."""
+
+    @property
+    def schema_name(self) -> str:
+        """The full Avro name of the sport's record."""
+
+    def convert(self, op: str, data: Any, received_at_ms: int) -> dict[str, Any]:
+        """Validate ``data`` and build the Avro record (``updated_at`` in epoch millis)."""
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        """Encode the record in the configured wire format."""
+
+
+@dataclass(slots=True)
+class OutRecord:
+    """A record bound for Kafka, with what the producer side needs for metrics."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    received_at: float
+    sport: str | None = None
+    updated_at_ms: int | None = None
+    stage: Stage | None = None  # set for dead letters
+
+
+class FrameProcessor:
+    """Turns upstream messages into :class:`OutRecord` values; see the module docstring.
+
+    ``classify`` maps an exception raised by a codec to its dead-letter stage.
+    """
+
+    def __init__(
+        self,
+        book: SubscriptionBook,
+        codecs: Mapping[str, SportCodec],
+        classify: Callable[[Exception], Stage],
+        metrics: Metrics,
+        topic: str,
+        dlq_topic: str,
+        instance_id: str,
+    ) -> None:
+        self.book = book
+        self._codecs = codecs
+        self._classify = classify
+        self._metrics = metrics
+        self._topic = topic
+        self._dlq_topic = dlq_topic
+        self._producer = instance_id.encode()
+        self._headers: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+        self._frame_counters: dict[tuple[str, str], Any] = {}
+
+    def process(
+        self, raw: bytes, received_at: float, now: float
+    ) -> tuple[OutRecord | None, list[Action]]:
+        """Handle one message received at wall-clock ``received_at`` (monotonic ``now``)."""
+        try:
+            frame = decode_frame(raw)
+        except FrameRejected as exc:
+            return self._dead_letter(raw, exc, received_at), _NO_ACTIONS
+        if isinstance(frame, DataFrame):
+            return self._data(frame, raw, received_at, now)
+        if isinstance(frame, ErrorFrame):
+            self._error(frame, now)
+        elif isinstance(frame, UnknownOp):
+            self._metrics.skipped_frames.labels(reason="unknown_op").inc()
+            log.debug("skipped a frame with unknown op %r", frame.op[:40])
+        return None, _NO_ACTIONS
+
+    def _data(
+        self, frame: DataFrame, raw: bytes, received_at: float, now: float
+    ) -> tuple[OutRecord | None, list[Action]]:
+        self._count_frame(frame.sport, frame.op)
+        if frame.match_id not in self.book:
+            self._metrics.skipped_frames.labels(reason="not_followed").inc()
+            return None, _NO_ACTIONS
+        codec = self._codecs.get(frame.sport)
+        if codec is None:
+            error = FrameRejected("convert", f"no schema for sport {frame.sport[:40]!r}")
+            error.match_id = frame.match_id
+            return self._dead_letter(raw, error, received_at), _NO_ACTIONS
+        try:
+            record = codec.convert(frame.op, frame.data, int(received_at * 1000))
+            value = codec.encode(record)
+        except Exception as exc:
+            rejected = FrameRejected(self._classify(exc), str(exc), frame.match_id)
+            return self._dead_letter(raw, rejected, received_at), _NO_ACTIONS
+        seq = record.get("seq")
+        verdict = self.book.on_data(
+            frame.match_id, frame.op == "snapshot", seq, frame.sport, record.get("status"), now
+        )
+        actions = _NO_ACTIONS
+        if verdict is FrameVerdict.GAP:
+            self._metrics.seq_gaps.labels(sport=frame.sport).inc()
+            log.info("seq gap on match %d (now %s): asking for a snapshot", frame.match_id, seq)
+            actions = self.book.resubscribe(frame.match_id)
+        elif verdict is FrameVerdict.OUT_OF_ORDER:
+            self._metrics.out_of_order.labels(sport=frame.sport).inc()
+        return (
+            OutRecord(
+                topic=self._topic,
+                key=str(frame.match_id).encode(),
+                value=value,
+                headers=self._record_headers(frame.sport, frame.op, codec.schema_name),
+                received_at=received_at,
+                sport=frame.sport,
+                updated_at_ms=record.get("updated_at"),
+            ),
+            actions,
+        )
+
+    def _error(self, frame: ErrorFrame, now: float) -> None:
+        code = frame.code or "unknown"
+        self._metrics.error_frames.labels(code=code).inc()
+        if frame.match_id is not None and self.book.on_error(
+            frame.match_id, code, frame.message[:200], now
+        ):
+            log.warning(
+                "match %d refused by the upstream (%s): %s",
+                frame.match_id,
+                code,
+                frame.message[:200],
+            )
+        else:
+            log.warning("upstream error frame (%s): %s", code, frame.message[:200])
+
+    def _dead_letter(self, raw: bytes, error: FrameRejected, received_at: float) -> OutRecord:
+        self._metrics.dlq_records.labels(stage=error.stage).inc()
+        reason = " ".join(error.reason.split())[:_MAX_ERROR_HEADER]
+        if error.match_id is not None:
+            log.warning(
+                "match %d: frame dead-lettered (%s): %s", error.match_id, error.stage, reason
+            )
+        else:
+            log.warning("frame dead-lettered (%s): %s", error.stage, reason)
+        stamp = datetime.fromtimestamp(received_at, UTC).isoformat(timespec="milliseconds")
+        return OutRecord(
+            topic=self._dlq_topic,
+            key=str(error.match_id).encode() if error.match_id is not None else None,
+            value=raw,
+            headers=[
+                ("error", reason.encode()),
+                ("stage", error.stage.encode()),
+                ("received_at", stamp.replace("+00:00", "Z").encode()),
+                ("producer", self._producer),
+            ],
+            received_at=received_at,
+            stage=error.stage,
+        )
+
+    def _count_frame(self, sport: str, op: str) -> None:
+        label = sport if sport in self._codecs else "other"  # bounded label values
+        counter = self._frame_counters.get((label, op))
+        if counter is None:
+            counter = self._frame_counters[(label, op)] = self._metrics.frames.labels(
+                sport=label, op=op
+            )
+        counter.inc()
+
+    def _record_headers(self, sport: str, op: str, schema: str) -> list[tuple[str, bytes]]:
+        headers = self._headers.get((sport, op))
+        if headers is None:
+            headers = self._headers[(sport, op)] = [
+                ("sport", sport.encode()),
+                ("op", op.encode()),
+                ("schema", schema.encode()),
+                ("producer", self._producer),
+            ]
+        return headers

@@ -1,0 +1,187 @@
+"""The Kafka side: drains the :class:`RecordBuffer` into an idempotent aiokafka producer.
+
+Records are sent in buffer order, a batch at a time, and a batch is acknowledged to the
+buffer only once Kafka acknowledged every record of it. When a send fails (broker gone
+past the producer's own retries, a fatal idempotence error such as the
+``OutOfOrderSequenceNumber`` an aiokafka producer can get stuck on after an outage), the
+producer is closed and rebuilt with backoff, and the records not acknowledged are sent
+again, in their original order. Per-match order therefore holds across retries; a record
+whose acknowledgement was lost may be written twice (at-least-once), never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from ingester.observe.metrics import Metrics
+from ingester.pipeline import OutRecord
+from ingester.produce.buffer import RecordBuffer
+from ingester.upstream.backoff import Backoff
+
+__all__ = ["KafkaSink"]
+
+log = logging.getLogger(__name__)
+
+_BATCH_LIMIT = 2000
+_PROBE_INTERVAL = 5.0
+
+
+class KafkaSink:
+    """Owns the producer; :meth:`run` drains the buffer until cancelled."""
+
+    def __init__(
+        self,
+        buffer: RecordBuffer,
+        metrics: Metrics,
+        producer_factory: Callable[[], AIOKafkaProducer],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._buffer = buffer
+        self._metrics = metrics
+        self._factory = producer_factory
+        self._producer: AIOKafkaProducer | None = None
+        self._backoff = Backoff(base=0.2, cap=10.0, reset_after=30.0, rng=rng or random.Random())
+        self.connected = False
+        self.last_error: str | None = None
+        self._lag: dict[str, Any] = {}
+        self._produced: dict[str, Any] = {}
+
+    async def run(self) -> None:
+        """Start the producer, then deliver batches forever (cancel to stop)."""
+        try:
+            await self._ensure_producer()
+            while True:
+                batch = await self._take_or_probe()
+                if batch:
+                    await self._deliver(batch)
+                    self._buffer.acknowledge(len(batch))
+        finally:
+            await self._close_producer()
+
+    async def _take_or_probe(self) -> list[OutRecord]:
+        """The next batch; while idle, check every few seconds that Kafka still answers."""
+        try:
+            return await asyncio.wait_for(self._buffer.take(_BATCH_LIMIT), _PROBE_INTERVAL)
+        except TimeoutError:
+            await self._probe()
+            return []
+
+    async def _probe(self) -> None:
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), _PROBE_INTERVAL)
+        except Exception as exc:
+            self._mark_down(exc)
+        else:
+            if not self.connected:
+                log.info("Kafka reachable again")
+            self.connected = True
+            self.last_error = None
+
+    async def _deliver(self, batch: list[OutRecord]) -> None:
+        pending = batch
+        while pending:
+            producer = await self._ensure_producer()
+            pending = await self._send(producer, pending)
+            if pending:
+                await self._rebuild()
+
+    async def _send(self, producer: AIOKafkaProducer, records: list[OutRecord]) -> list[OutRecord]:
+        """Send ``records``; return those Kafka did not acknowledge, in order."""
+        futures: list[asyncio.Future[Any]] = []
+        send_error: Exception | None = None
+        for record in records:
+            try:
+                futures.append(
+                    await producer.send(
+                        record.topic, record.value, key=record.key, headers=record.headers
+                    )
+                )
+            except Exception as exc:
+                send_error = exc
+                break
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        now = time.time()
+        failed: list[OutRecord] = []
+        for record, result in zip(records, results, strict=False):
+            if isinstance(result, BaseException):
+                self._count_error(result)
+                failed.append(record)
+            else:
+                self._acknowledged(record, now)
+        if send_error is not None:
+            self._count_error(send_error)
+            failed.extend(records[len(futures) :])
+        if failed:
+            self._mark_down(send_error or next(r for r in results if isinstance(r, BaseException)))
+        return failed
+
+    def _acknowledged(self, record: OutRecord, now: float) -> None:
+        metrics = self._metrics
+        metrics.produce_latency.observe(max(0.0, now - record.received_at))
+        sport = record.sport
+        if sport is None:
+            return
+        produced = self._produced.get(sport)
+        if produced is None:
+            produced = self._produced[sport] = metrics.records_produced.labels(sport=sport)
+            self._lag[sport] = metrics.lag.labels(sport=sport)
+        produced.inc()
+        if record.updated_at_ms is not None:
+            self._lag[sport].observe(max(0.0, now - record.updated_at_ms / 1000.0))
+
+    def _count_error(self, error: BaseException) -> None:
+        self._metrics.produce_errors.labels(error=type(error).__name__).inc()
+
+    def _mark_down(self, error: BaseException) -> None:
+        message = f"{type(error).__name__}: {error}"
+        if self.connected or self.last_error != message:
+            log.error("Kafka produce failed: %s", message)
+        self.connected = False
+        self.last_error = message
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        while self._producer is None:
+            producer = self._factory()
+            try:
+                await producer.start()
+            except Exception as exc:
+                self._mark_down(exc)
+                await _close_quietly(producer)
+                await asyncio.sleep(self._backoff.next_delay(time.monotonic()))
+                continue
+            self._producer = producer
+            self._backoff.connected(time.monotonic())
+            self.connected = True
+            self.last_error = None
+            log.info("Kafka producer started")
+        return self._producer
+
+    async def _rebuild(self) -> None:
+        """Throw the producer away (its idempotence state may be stuck) and back off."""
+        self._metrics.producer_rebuilds.inc()
+        await self._close_producer()
+        delay = self._backoff.next_delay(time.monotonic())
+        log.warning("rebuilding the Kafka producer in %.1fs", delay)
+        await asyncio.sleep(delay)
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _close_quietly(producer)
+
+
+async def _close_quietly(producer: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), 10.0)
+    except Exception as exc:
+        log.debug("closing a Kafka producer failed: %s", exc)

@@ -1,0 +1,149 @@
+"""``sportrix-ingester tail``: consume ``live-scores``, decode with ``schemas/``, print lines.
+
+One line per record, in the style of the vendor's example::
+
+    41282 update  seq=1234  Arsenal 1-0 Chelsea [63:12 2H] Arsenal attack
+    90211 update  seq=77    India 154/3 (27.4) - FOUR! Kohli drives through cover
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from ingester.encode import DecodeFailed, Decoder
+from ingester.produce.kafka_client import client_kwargs
+from ingester.settings import KAFKA_FIELDS, ConfigError, Settings, add_setting_flags, load_settings
+
+__all__ = ["headline", "register", "tail"]
+
+
+def _soccer(r: dict[str, Any]) -> str:
+    clock = r.get("clock") or {}
+    score = r.get("score") or {}
+    phase = (r.get("phase") or {}).get("label") or r.get("status", "")
+    return (
+        f"{r['home']} {score.get('home', '?')}-{score.get('away', '?')} {r['away']} "
+        f"[{clock.get('minute', 0)}:{clock.get('second', 0):02d} {clock.get('period', '')}] "
+        f"{phase}"
+    )
+
+
+def _cricket(r: dict[str, Any]) -> str:
+    score = r.get("score") or {}
+    event = (r.get("last_event") or {}).get("label") or r.get("status", "")
+    batting = r.get("batting") or r["home"]
+    return (
+        f"{batting} {score.get('runs', 0)}/{score.get('wickets', 0)} "
+        f"({score.get('overs', '0.0')}) - {event}"
+    )
+
+
+_HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {"soccer": _soccer, "cricket": _cricket}
+
+
+def headline(record: dict[str, Any]) -> str:
+    """The human line for a decoded record (a generic one for sports without a format)."""
+    fmt = _HEADLINES.get(record.get("sport", ""))
+    if fmt is None:
+        return f"{record.get('home', '?')} v {record.get('away', '?')} ({record.get('status')})"
+    try:
+        return fmt(record)
+    except (KeyError, TypeError, ValueError):
+        return f"{record.get('home', '?')} v {record.get('away', '?')}"
+
+
+async def tail(
+    settings: Settings,
+    *,
+    from_beginning: bool,
+    limit: int | None,
+    match_ids: set[int],
+    as_json: bool,
+    out: TextIO,
+) -> int:
+    """Print records until ``limit`` were printed (or forever); returns the count."""
+    decoder = Decoder(settings.schemas_dir, registry_url=settings.schema_registry_url)
+    consumer = AIOKafkaConsumer(
+        settings.topic,
+        **client_kwargs(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    printed = 0
+    try:
+        while limit is None or printed < limit:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for message in records:
+                    if match_ids and int(message.key or b"0") not in match_ids:
+                        continue
+                    print(_line(decoder, message.value, as_json), file=out, flush=True)
+                    printed += 1
+                    if limit is not None and printed >= limit:
+                        return printed
+    finally:
+        await consumer.stop()
+        await decoder.close()
+    return printed
+
+
+def _line(decoder: Decoder, value: bytes | None, as_json: bool) -> str:
+    if value is None:
+        return "(null value)"
+    try:
+        decoded = decoder.decode(value)
+    except DecodeFailed as exc:
+        return f"(undecodable: {exc})"
+    record = decoded.record
+    if as_json:
+        return orjson.dumps(record).decode()
+    lag = ""
+    if record.get("updated_at"):
+        lag = f" lag={time.time() * 1000 - record['updated_at']:.0f}ms"
+    return (
+        f"{record['match_id']:>6} {record['op']:<8} seq={record.get('seq')!s:<6}"
+        f"{headline(record)}{lag}"
+    )
+
+
+def _handle(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args)
+    except ConfigError as exc:
+        print(f"sportrix-ingester: {exc}", file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            tail(
+                settings,
+                from_beginning=args.from_beginning,
+                limit=args.max,
+                match_ids=set(args.match or ()),
+                as_json=args.json,
+                out=sys.stdout,
+            )
+        )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``tail`` sub-command."""
+    parser = subparsers.add_parser(
+        "tail", help="print the records of the data topic, decoded with schemas/ alone"
+    )
+    parser.add_argument("--from-beginning", action="store_true", help="start at the oldest")
+    parser.add_argument("--max", type=int, metavar="N", help="stop after N records")
+    parser.add_argument("--match", type=int, action="append", metavar="ID", help="only this match")
+    parser.add_argument("--json", action="store_true", help="print each record as JSON")
+    add_setting_flags(parser, only=(*KAFKA_FIELDS, "topic", "schemas_dir", "schema_registry_url"))
+    parser.set_defaults(handler=_handle)

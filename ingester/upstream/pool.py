@@ -1,0 +1,124 @@
+"""The set of upstream sessions, driven by the :class:`SubscriptionBook`'s actions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ingester.observe.metrics import Metrics
+from ingester.pipeline import FrameProcessor
+from ingester.produce.buffer import RecordBuffer
+from ingester.settings import Settings
+from ingester.upstream.session import ConnectionState, UpstreamSession
+from ingester.upstream.subscriptions import (
+    Action,
+    CloseConnection,
+    OpenConnection,
+    Retire,
+    Subscribe,
+    SubscriptionBook,
+    Unsubscribe,
+)
+
+__all__ = ["UpstreamPool"]
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamPool:
+    """Opens, closes and talks through upstream sessions as the book asks.
+
+    ``on_retire`` receives the matches the book wants retired (the control plane writes
+    their ``remove`` command).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        book: SubscriptionBook,
+        processor: FrameProcessor,
+        buffer: RecordBuffer,
+        metrics: Metrics,
+        on_retire: Callable[[int], None],
+    ) -> None:
+        self._settings = settings
+        self._book = book
+        self._processor = processor
+        self._buffer = buffer
+        self._metrics = metrics
+        self._on_retire = on_retire
+        self._sessions: dict[int, UpstreamSession] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    def execute(self, actions: list[Action]) -> None:
+        """Carry out the book's actions."""
+        for action in actions:
+            if isinstance(action, Subscribe):
+                self._send(action.connection, "subscribe", action.match_id)
+            elif isinstance(action, Unsubscribe):
+                self._send(action.connection, "unsubscribe", action.match_id)
+            elif isinstance(action, OpenConnection):
+                self._open(action.connection)
+            elif isinstance(action, CloseConnection):
+                self._close(action.connection)
+            elif isinstance(action, Retire):
+                self._on_retire(action.match_id)
+
+    def _send(self, connection: int, verb: str, match_id: int) -> None:
+        session = self._sessions.get(connection)
+        if session is not None:
+            session.send_control(verb, match_id)
+
+    def _open(self, index: int) -> None:
+        session = UpstreamSession(
+            index,
+            self._settings,
+            self._processor,
+            self._buffer,
+            self._metrics,
+            on_connected=self._book.connected,
+            on_disconnected=self._book.disconnected,
+            execute=self.execute,
+        )
+        self._sessions[index] = session
+        self._tasks[index] = asyncio.create_task(session.run(), name=f"upstream-{index}")
+        log.info("connection %d: opened", index)
+
+    def _close(self, index: int) -> None:
+        self._sessions.pop(index, None)
+        task = self._tasks.pop(index, None)
+        if task is not None:
+            task.cancel()
+            log.info("connection %d: closed (no match left on it)", index)
+
+    async def stop(self) -> None:
+        """Cancel every session and wait for them to end."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._sessions.clear()
+
+    def states(self) -> dict[str, int]:
+        """Number of sessions per state (all states present)."""
+        counts = {state.value: 0 for state in ConnectionState}
+        for session in self._sessions.values():
+            counts[session.state.value] += 1
+        return counts
+
+    @property
+    def all_connected(self) -> bool:
+        """True when every session is connected (vacuously with none)."""
+        return all(s.state is ConnectionState.CONNECTED for s in self._sessions.values())
+
+    @property
+    def auth_rejected(self) -> bool:
+        """True when the upstream rejected the key on the last attempt of any session."""
+        return any(s.auth_rejected for s in self._sessions.values())
+
+    def describe(self) -> list[dict[str, Any]]:
+        """JSON-ready view of the sessions for ``/status``."""
+        return [self._sessions[i].describe() for i in sorted(self._sessions)]

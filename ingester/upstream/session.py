@@ -1,0 +1,265 @@
+"""One upstream WebSocket connection, kept alive forever (asyncio adapter).
+
+The session owns the reconnect loop (``websockets``' own reconnect iterator gives up on a
+401, so it is not used): connect with the key in the ``X-API-Key`` header, report the
+connection to the :class:`~ingester.upstream.pool.UpstreamPool` (which re-subscribes what
+the connection carries), read messages into the :class:`FrameProcessor` and the buffer,
+and on any failure back off with full jitter and try again. A connection on which nothing
+(no frame, no ping) arrived for ``idle_timeout`` seconds is dead and is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from ingester.observe.metrics import Metrics
+from ingester.pipeline import FrameProcessor
+from ingester.produce.buffer import RecordBuffer
+from ingester.settings import Settings
+from ingester.upstream.backoff import Backoff
+from ingester.upstream.subscriptions import Action
+
+__all__ = ["ConnectionState", "UpstreamSession", "redact_url"]
+
+log = logging.getLogger(__name__)
+
+_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class ConnectionState(StrEnum):
+    """What a session is doing now (the ``state`` label of the connections gauge)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKOFF = "backoff"
+
+
+class _Disconnect(Exception):
+    """Why a live connection ended; ``reason`` is the reconnects metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class _TrackedConnection(ClientConnection):
+    """A client connection that notes when the server last sent anything, pings included."""
+
+    last_activity: float = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        super().data_received(data)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its query string, which may carry ``?key=``."""
+    return url.split("?", 1)[0] + ("?<redacted>" if "?" in url else "")
+
+
+class UpstreamSession:
+    """Upstream connection number ``index``; :meth:`run` until cancelled."""
+
+    def __init__(
+        self,
+        index: int,
+        settings: Settings,
+        processor: FrameProcessor,
+        buffer: RecordBuffer,
+        metrics: Metrics,
+        on_connected: Callable[[int], list[Action]],
+        on_disconnected: Callable[[int], None],
+        execute: Callable[[list[Action]], None],
+    ) -> None:
+        self.index = index
+        self.state = ConnectionState.CONNECTING
+        self.auth_rejected = False
+        self.connected_since: float | None = None
+        self._settings = settings
+        self._processor = processor
+        self._buffer = buffer
+        self._metrics = metrics
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._execute = execute
+        self._backoff = Backoff(
+            base=settings.backoff_base,
+            cap=settings.backoff_cap,
+            reset_after=settings.backoff_reset_after,
+        )
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def send_control(self, action: str, match_id: int) -> None:
+        """Queue a ``subscribe``/``unsubscribe``; sent (paced) while connected, else dropped.
+
+        Dropping is safe: on the next connect every wanted match is subscribed again.
+        """
+        if self.state is ConnectionState.CONNECTED:
+            self._outbox.put_nowait(orjson.dumps({"action": action, "match_id": match_id}))
+
+    async def run(self) -> None:
+        """Connect, read, reconnect; forever."""
+        try:
+            while True:
+                try:
+                    await self._connect_and_read()
+                    raise _Disconnect("closed", "connection ended")
+                except _Disconnect as exc:
+                    disconnect = exc
+                except Exception as exc:  # a bug must not end the connection for good
+                    log.exception("connection %d: unexpected failure", self.index)
+                    disconnect = _Disconnect("error", type(exc).__name__)
+                self._metrics.upstream_reconnects.labels(reason=disconnect.reason).inc()
+                floor = self._settings.auth_backoff if disconnect.reason == "auth_failed" else 0.0
+                delay = self._backoff.next_delay(time.monotonic(), floor)
+                self._log_disconnect(disconnect, delay)
+                self.state = ConnectionState.BACKOFF
+                await asyncio.sleep(delay)
+        finally:
+            self.state = ConnectionState.CONNECTING
+
+    def _log_disconnect(self, exc: _Disconnect, delay: float) -> None:
+        if exc.reason == "auth_failed":
+            log.error(
+                "connection %d: API key rejected by the upstream (%s); retrying in %.0fs",
+                self.index,
+                exc,
+                delay,
+            )
+        else:
+            log.warning(
+                "connection %d: %s (%s); reconnecting in %.1fs", self.index, exc.reason, exc, delay
+            )
+
+    async def _connect_and_read(self) -> None:
+        self.state = ConnectionState.CONNECTING
+        settings = self._settings
+        key = settings.read_api_key() if settings.api_key or settings.api_key_file else None
+        headers = {"X-API-Key": key} if key else {}
+        try:
+            websocket = await connect(
+                settings.url,
+                additional_headers=headers,
+                create_connection=_TrackedConnection,
+                open_timeout=10,
+                ping_interval=20,
+                ping_timeout=settings.idle_timeout - 20,
+                close_timeout=5,
+                max_size=_MAX_MESSAGE_BYTES,
+                max_queue=256,
+                proxy=None,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                self.auth_rejected = True
+                raise _Disconnect("auth_failed", f"HTTP {status}") from None
+            raise _Disconnect("handshake_failed", f"HTTP {status}") from None
+        except (InvalidHandshake, TimeoutError) as exc:
+            raise _Disconnect("handshake_failed", _describe(exc)) from None
+        except OSError as exc:
+            raise _Disconnect("error", _describe(exc)) from None
+        assert isinstance(websocket, _TrackedConnection)
+        self.auth_rejected = False
+        await self._serve(websocket)
+
+    async def _serve(self, websocket: _TrackedConnection) -> None:
+        self.state = ConnectionState.CONNECTED
+        self.connected_since = time.monotonic()
+        self._backoff.connected(self.connected_since)
+        websocket.last_activity = self.connected_since
+        log.info("connection %d: connected to %s", self.index, redact_url(self._settings.url))
+        self._outbox = asyncio.Queue()
+        self._execute(self._on_connected(self.index))
+        writer = asyncio.create_task(self._write(websocket), name=f"upstream-{self.index}-write")
+        watchdog = asyncio.create_task(self._watch(websocket), name=f"upstream-{self.index}-watch")
+        try:
+            await self._read(websocket)
+        except ConnectionClosed as exc:
+            if watchdog.done() and not watchdog.cancelled() and watchdog.result():
+                raise _Disconnect("timeout", "no frame and no ping") from None
+            if exc.rcvd is not None:
+                raise _Disconnect("closed", f"close code {exc.rcvd.code}") from None
+            if exc.sent is not None and exc.sent.code == 1011:
+                raise _Disconnect("timeout", "keepalive ping unanswered") from None
+            raise _Disconnect("error", "connection lost without a close frame") from None
+        finally:
+            self.connected_since = None
+            self.state = ConnectionState.BACKOFF
+            self._on_disconnected(self.index)
+            for task in (writer, watchdog):
+                task.cancel()
+            await asyncio.gather(writer, watchdog, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(websocket.close(), 5)
+
+    async def _read(self, websocket: _TrackedConnection) -> None:
+        process = self._processor.process
+        execute = self._execute
+        buffer = self._buffer
+        paused = self._metrics.upstream_paused
+        loop_time = asyncio.get_running_loop().time
+        while True:
+            raw = await websocket.recv(decode=False)
+            record, actions = process(raw, time.time(), loop_time())
+            if record is not None:
+                if buffer.full:
+                    paused.set(1)
+                    await buffer.put(record)
+                    paused.set(0)
+                else:
+                    await buffer.put(record)
+            if actions:
+                execute(actions)
+
+    async def _write(self, websocket: _TrackedConnection) -> None:
+        """Send queued control messages, at most ``subscribe_rate`` per second."""
+        interval = 1.0 / self._settings.subscribe_rate
+        loop = asyncio.get_running_loop()
+        next_slot = loop.time()
+        while True:
+            message = await self._outbox.get()
+            now = loop.time()
+            if next_slot > now:
+                await asyncio.sleep(next_slot - now)
+            next_slot = max(next_slot, now) + interval
+            await websocket.send(message.decode())
+
+    async def _watch(self, websocket: _TrackedConnection) -> bool:
+        """Close the connection when it has been silent for ``idle_timeout``; True then."""
+        timeout = self._settings.idle_timeout
+        while True:
+            silent = time.monotonic() - websocket.last_activity
+            if silent >= timeout:
+                log.warning("connection %d: silent for %.0fs, replacing it", self.index, silent)
+                websocket.transport.abort()
+                return True
+            await asyncio.sleep(min(5.0, timeout - silent))
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready view for ``/status``."""
+        return {
+            "connection": self.index,
+            "state": self.state.value,
+            "auth_rejected": self.auth_rejected,
+            "connected_seconds": (
+                round(time.monotonic() - self.connected_since, 1)
+                if self.connected_since is not None
+                else None
+            ),
+        }
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return redact_url(text) if "://" in text else text
