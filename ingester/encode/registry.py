@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import quote
@@ -21,11 +22,10 @@ class SchemaRegistryClient:
 
     def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
         parsed = URL(url)
-        self._auth = (
-            aiohttp.BasicAuth(parsed.user or "", parsed.password or "")
-            if parsed.user is not None
-            else None
-        )
+        self._headers = {"Accept": _CONTENT_TYPE}
+        if parsed.user is not None:
+            credentials = f"{parsed.user}:{parsed.password or ''}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
         #: The registry's base URL without credentials (safe to log).
         self.url = parsed.with_user(None).with_password(None)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -59,9 +59,7 @@ class SchemaRegistryClient:
 
     async def _request(self, method: str, path: str, schema_json: str | None) -> dict[str, Any]:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, auth=self._auth, headers={"Accept": _CONTENT_TYPE}
-            )
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
         payload = None if schema_json is None else json.dumps({"schema": schema_json})
         where = f"schema registry {method} {self.url / path}"
         try:

@@ -95,9 +95,11 @@ def _set(data: dict[str, Any], path: tuple[str | int, ...], value: Any) -> None:
         ("cricket", ("format",), "data.format: required field missing"),
         ("cricket", ("score", "overs"), "data.score.overs: required field missing"),
         ("cricket", ("over", "balls"), "data.over.balls: required field missing"),
-        ("cricket", ("batsmen", 1, "on_strike"), "data.batsmen[1].on_strike: required field missing"),
+        ("cricket", ("batsmen", 1, "on_strike"),
+         "data.batsmen[1].on_strike: required field missing"),
         ("cricket", ("bowler", "wickets"), "data.bowler.wickets: required field missing"),
-        ("cricket", ("scorecard", 0, "declared"), "data.scorecard[0].declared: required field missing"),
+        ("cricket", ("scorecard", 0, "declared"),
+         "data.scorecard[0].declared: required field missing"),
     ],
 )  # fmt: skip
 def test_missing_required_field(
@@ -154,7 +156,7 @@ def test_several_problems_are_counted_on_one_line(converters: Converters) -> Non
 def test_unknown_op_is_refused(converters: Converters) -> None:
     converter = converters.get("soccer")
     assert converter is not None
-    with pytest.raises(ValidationFailed, match="^op: expected snapshot or update, got 'delta'$"):
+    with pytest.raises(ValidationFailed, match=r"^op: expected snapshot or update, got 'delta'$"):
         converter.convert("delta", protocol_example("soccer"), RECEIVED_AT_MS)
 
 
@@ -166,7 +168,10 @@ def test_unknown_vocabulary_is_kept(converters: Converters) -> None:
     soccer["events"][0]["type"] = "penalty_saved"
     record = convert(converters, soccer)
     assert (record["status"], record["clock"]["period"]) == ("suspended_weather", "GOLDEN_GOAL")
-    assert (record["phase"]["code"], record["events"][0]["type"]) == ("drinks_break", "penalty_saved")
+    assert (record["phase"]["code"], record["events"][0]["type"]) == (
+        "drinks_break",
+        "penalty_saved",
+    )
 
     cricket = protocol_example("cricket")
     cricket["format"] = "The Hundred"

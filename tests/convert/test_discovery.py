@@ -101,7 +101,7 @@ def test_module_without_schema_is_a_start_up_error(sports_dir: Path, schemas_cop
 
 def test_schema_without_module_is_a_start_up_error(schemas_copy: Path) -> None:
     (schemas_copy / "tennis.avsc").write_text(json.dumps(_tennis_schema()))
-    with pytest.raises(ConverterSetupError, match="'tennis': .*tennis.avsc found but no module"):
+    with pytest.raises(ConverterSetupError, match=r"'tennis': .*tennis\.avsc found but no module"):
         load_converters(schemas_copy)
 
 

@@ -1,0 +1,223 @@
+"""Single-object encoding, fingerprints, decoding with schemas/ alone, schema evolution."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingester.convert import load_converters
+from ingester.convert.samples import protocol_example
+from ingester.encode import DecodeFailed, Decoder, EncodeFailed, SingleObjectEncoder, load_schemas
+from ingester.encode.compiled import Unsupported, compile_writer
+from ingester.encode.schemas import parse_avro_schema
+
+REPO_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SPORTS = ("soccer", "cricket")
+SOCCER = load_schemas()["soccer"]
+SOCCER_WRITER = compile_writer(SOCCER.parsed)
+DECODER = Decoder(REPO_SCHEMAS)
+
+
+def crc64_avro(data: bytes) -> int:
+    """CRC-64-AVRO exactly as the Avro specification's reference code computes it."""
+    empty = 0xC15D213AA4D7A795
+    table = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (empty & -(fp & 1))
+        table.append(fp)
+    fp = empty
+    for byte in data:
+        fp = (fp >> 8) ^ table[(fp ^ byte) & 0xFF]
+    return fp
+
+
+def record_of(sport: str) -> dict[str, Any]:
+    converter = load_converters().get(sport)
+    assert converter is not None
+    return converter.convert("update", protocol_example(sport), 1_795_881_792_500)
+
+
+def test_crc64_reference_vector() -> None:
+    # The Avro project's schema-tests: the fingerprint of "int" is 8247732601305521295.
+    assert crc64_avro(b'"int"') == 8247732601305521295
+    assert parse_avro_schema({"type": "record", "name": "R", "fields": []}).fingerprint == (
+        crc64_avro(b'{"name":"R","type":"record","fields":[]}').to_bytes(8, "little")
+    )
+
+
+@pytest.mark.parametrize("sport", SPORTS)
+def test_header_is_magic_then_little_endian_fingerprint(sport: str) -> None:
+    schema = load_schemas()[sport]
+    value = SingleObjectEncoder(schema).encode(record_of(sport))
+    expected = crc64_avro(schema.canonical_form.encode())
+    assert value[:2] == b"\xc3\x01"
+    assert value[2:10] == expected.to_bytes(8, "little")
+    assert schema.fingerprint_int == expected
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, schema.parsed, record_of(sport))
+    assert value[10:] == body.getvalue()
+
+
+@pytest.mark.parametrize("sport", SPORTS)
+def test_round_trip(sport: str) -> None:
+    record = record_of(sport)
+    value = SingleObjectEncoder(load_schemas()[sport]).encode(record)
+    decoded = Decoder(REPO_SCHEMAS).decode(value)
+    assert decoded.schema_name == load_schemas()[sport].name
+    assert decoded.record == record
+    with_types = Decoder(REPO_SCHEMAS, logical_types=True).decode(value).record
+    assert with_types["updated_at"].isoformat(timespec="milliseconds") == (
+        protocol_example(sport)["updated_at"].replace("Z", "+00:00")
+    )
+
+
+def test_encoder_reuses_its_buffer_without_leaking_state() -> None:
+    encoder = SingleObjectEncoder(load_schemas()["soccer"])
+    big, small = record_of("soccer"), record_of("soccer")
+    big["events"] = big["events"] * 5
+    first = encoder.encode(big)
+    assert encoder.encode(small) != first
+    assert Decoder(REPO_SCHEMAS).decode(encoder.encode(small)).record == small
+
+
+@pytest.mark.parametrize("sport", SPORTS)
+def test_a_consumer_with_only_the_avsc_files_decodes(sport: str) -> None:
+    """No project code on the reading side: json, fastavro and the spec's CRC."""
+    value = SingleObjectEncoder(load_schemas()[sport]).encode(record_of(sport))
+    by_fingerprint = {}
+    for path in REPO_SCHEMAS.glob("*.avsc"):
+        parsed = fastavro.parse_schema(json.loads(path.read_text()))
+        canonical = fastavro.schema.to_parsing_canonical_form(parsed)
+        by_fingerprint[crc64_avro(canonical.encode()).to_bytes(8, "little")] = parsed
+    assert value[:2] == b"\xc3\x01"
+    record = fastavro.schemaless_reader(io.BytesIO(value[10:]), by_fingerprint[value[2:10]], None)
+    assert record["match_id"] == protocol_example(sport)["match_id"]
+    assert record["op"] == "update"
+
+
+@pytest.mark.parametrize("sport", SPORTS)
+def test_reader_with_an_added_field_reads_old_records(sport: str) -> None:
+    old = load_schemas()[sport]
+    value = SingleObjectEncoder(old).encode(record_of(sport))
+    newer = json.loads(json.dumps(old.definition))
+    newer["fields"].append(
+        {"name": "venue", "type": ["null", "string"], "default": None, "doc": "Stadium."}
+    )
+    newer["fields"][0]["doc"] = "docs may change freely"
+    reader = fastavro.parse_schema(newer)
+    record = fastavro.schemaless_reader(io.BytesIO(value[10:]), old.parsed, reader)
+    assert record["venue"] is None
+    assert record["match_id"] == protocol_example(sport)["match_id"]
+
+
+def test_old_reader_reads_a_future_op_symbol_as_the_default() -> None:
+    old = load_schemas()["soccer"]
+    future = json.loads(json.dumps(old.definition))
+    future["fields"][2]["type"]["symbols"].append("correction")
+    record = record_of("soccer") | {"op": "correction"}
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(future), record)
+    body.seek(0)
+    assert fastavro.schemaless_reader(body, fastavro.parse_schema(future), old.parsed)["op"] == (
+        "update"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"match_id": 2**70}, "match_id"),
+        ({"seq": -(2**64)}, "seq"),
+        ({"score": {"home": 2**40, "away": 0}}, "home"),
+        ({"op": "delta"}, "op"),
+        ({"home": b"Arsenal"}, "home"),
+    ],
+)
+def test_values_avro_rejects_raise_encode_failed(change: dict[str, Any], message: str) -> None:
+    record = record_of("soccer") | change
+    with pytest.raises(EncodeFailed, match=message) as raised:
+        SingleObjectEncoder(load_schemas()["soccer"]).encode(record)
+    assert "\n" not in str(raised.value)
+
+
+def test_unknown_fingerprint_and_garbage_fail_clearly() -> None:
+    decoder = Decoder(REPO_SCHEMAS)
+    with pytest.raises(DecodeFailed, match="unknown schema fingerprint 0102030405060708"):
+        decoder.decode(b"\xc3\x01\x01\x02\x03\x04\x05\x06\x07\x08\x00")
+    with pytest.raises(DecodeFailed, match="not an Avro single-object or registry value"):
+        decoder.decode(b'{"op": "update"}')
+    value = SingleObjectEncoder(load_schemas()["cricket"]).encode(record_of("cricket"))
+    with pytest.raises(DecodeFailed, match="CricketMatchState"):
+        decoder.decode(value[:-3])
+    with pytest.raises(DecodeFailed, match="registry schema id 5 not known"):
+        decoder.decode(b"\x00\x00\x00\x00\x05\x02")
+
+
+def test_uncompilable_schema_falls_back_to_fastavro() -> None:
+    schema = parse_avro_schema(
+        {
+            "type": "record",
+            "name": "Odd",
+            "fields": [{"name": "x", "type": ["float", "double"]}],
+        }
+    )
+    with pytest.raises(Unsupported):
+        compile_writer(schema.parsed)
+    value = SingleObjectEncoder(schema).encode({"x": 1.5})
+    assert fastavro.schemaless_reader(io.BytesIO(value[10:]), schema.parsed, None) == {"x": 1.5}
+
+
+_TEXT = st.text(max_size=80)
+_OPTIONAL_TEXT = st.none() | _TEXT
+_SMALL = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+_LONG = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_COUNTS = st.fixed_dictionaries({"home": _SMALL, "away": _SMALL})
+
+
+@st.composite
+def soccer_records(draw: st.DrawFn) -> dict[str, Any]:
+    """Any valid record of soccer.avsc (not only plausible ones)."""
+    event = st.fixed_dictionaries(
+        {"id": _LONG, "minute": _SMALL, "second": _SMALL, "type": _TEXT, "label": _TEXT,
+         "team": _OPTIONAL_TEXT, "player": _OPTIONAL_TEXT}
+    )  # fmt: skip
+    stats = {name: draw(_COUNTS) for name in record_of("soccer")["stats"]}
+    return {
+        "match_id": draw(_LONG), "sport": draw(_TEXT),
+        "op": draw(st.sampled_from(["snapshot", "update"])),
+        "seq": draw(st.none() | _LONG), "updated_at": draw(st.none() | _LONG),
+        "received_at": draw(_LONG), "competition": draw(_TEXT), "home": draw(_TEXT),
+        "away": draw(_TEXT), "status": draw(_TEXT), "start_time": draw(_LONG),
+        "score": draw(_COUNTS),
+        "clock": {"minute": draw(_SMALL), "second": draw(_SMALL), "period": draw(_TEXT),
+                  "running": draw(st.booleans()), "added_time": draw(_SMALL)},
+        "phase": {"code": draw(_TEXT), "label": draw(_TEXT), "team": draw(_OPTIONAL_TEXT)},
+        "stats": stats,
+        "events": draw(st.lists(event, max_size=5)),
+    }  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(soccer_records())
+def test_compiled_writer_is_byte_identical_to_fastavro(record: dict[str, Any]) -> None:
+    reference = io.BytesIO()
+    fastavro.schemaless_writer(reference, SOCCER.parsed, record)
+    out = bytearray()
+    SOCCER_WRITER(out, record)
+    assert bytes(out) == reference.getvalue()
+    assert DECODER.decode(b"\xc3\x01" + SOCCER.fingerprint + bytes(out)).record == record
+
+
+def test_values_the_compiled_writer_does_not_take_go_through_fastavro() -> None:
+    record = record_of("soccer") | {"events": tuple(record_of("soccer")["events"])}
+    value = SingleObjectEncoder(SOCCER).encode(record)
+    assert DECODER.decode(value).record == record_of("soccer")
