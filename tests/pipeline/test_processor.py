@@ -1,0 +1,157 @@
+"""The frame processor: every message ends as a record, a dead letter or a counted skip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from ingester.codecs import build_codecs, classify_error
+from ingester.convert.samples import protocol_example
+from ingester.encode import Decoder
+from ingester.observe.metrics import Metrics
+from ingester.pipeline import FrameProcessor
+from ingester.settings import load_settings
+from ingester.upstream.subscriptions import MatchState, Subscribe, SubscriptionBook
+
+SOCCER_ID = protocol_example("soccer")["match_id"]
+CRICKET_ID = protocol_example("cricket")["match_id"]
+NOW = 1_800_000_000.0
+
+
+def frame(op: str, example: str = "soccer", **changes: Any) -> bytes:
+    data = protocol_example(example)
+    data.update(changes)
+    return orjson.dumps({"op": op, "match_id": data["match_id"], "data": data})
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry())
+
+
+@pytest.fixture
+def book() -> SubscriptionBook:
+    b = SubscriptionBook(per_connection=10, max_matches=100, refused_retry=60.0)
+    b.follow(SOCCER_ID)
+    b.follow(CRICKET_ID)
+    b.connected(0)
+    return b
+
+
+@pytest.fixture
+def processor(book: SubscriptionBook, metrics: Metrics) -> FrameProcessor:
+    codecs, _ = build_codecs(load_settings())
+    return FrameProcessor(book, codecs, classify_error, metrics, "scores", "dlq", "pod-1")
+
+
+def test_snapshot_becomes_a_keyed_record_with_headers(
+    processor: FrameProcessor, book: SubscriptionBook, metrics: Metrics
+) -> None:
+    record, actions = processor.process(frame("snapshot"), NOW, 1.0)
+    assert record is not None
+    assert actions == []
+    assert record.topic == "scores"
+    assert record.key == str(SOCCER_ID).encode()
+    headers = dict(record.headers)
+    assert headers["sport"] == b"soccer"
+    assert headers["op"] == b"snapshot"
+    assert headers["schema"] == Decoder().decode(record.value).schema_name.encode()
+    assert headers["schema"].startswith(b"com.sportrix")
+    assert headers["producer"] == b"pod-1"
+    decoded = Decoder().decode(record.value).record
+    assert decoded["match_id"] == SOCCER_ID
+    assert decoded["op"] == "snapshot"
+    assert decoded["received_at"] == int(NOW * 1000)
+    assert decoded["score"] == {"home": 1, "away": 0}
+    assert record.updated_at_ms == decoded["updated_at"]
+    assert book.get(SOCCER_ID).state is MatchState.ACTIVE  # type: ignore[union-attr]
+    assert sample(metrics, "sportrix_ingester_frames_total", sport="soccer", op="snapshot") == 1
+
+
+def test_cricket_frames_use_the_cricket_schema(processor: FrameProcessor) -> None:
+    record, _ = processor.process(frame("update", "cricket"), NOW, 1.0)
+    assert record is not None
+    decoded = Decoder().decode(record.value).record
+    assert decoded["sport"] == "cricket"
+    assert decoded["score"]["runs"] == 154
+
+
+def test_seq_gap_asks_for_a_snapshot_and_is_counted(
+    processor: FrameProcessor, metrics: Metrics
+) -> None:
+    processor.process(frame("snapshot", seq=10), NOW, 1.0)
+    record, actions = processor.process(frame("update", seq=13), NOW, 1.0)
+    assert record is not None  # the frame itself is still produced
+    assert actions == [Subscribe(0, SOCCER_ID)]
+    assert sample(metrics, "sportrix_ingester_seq_gaps_total", sport="soccer") == 1
+
+
+def test_duplicate_is_produced_and_counted(processor: FrameProcessor, metrics: Metrics) -> None:
+    processor.process(frame("snapshot", seq=10), NOW, 1.0)
+    record, _ = processor.process(frame("update", seq=10), NOW, 1.0)
+    assert record is not None
+    assert sample(metrics, "sportrix_ingester_out_of_order_frames_total", sport="soccer") == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "stage", "key"),
+    [
+        (b"not json", "decode", None),
+        (b"[1]", "decode", None),
+        (b'{"match_id": 1}', "decode", None),
+        (frame("update", score={"home": "one", "away": 0}), "validate", SOCCER_ID),
+        (frame("update", home=None), "validate", SOCCER_ID),
+        (frame("update", sport="curling"), "convert", SOCCER_ID),
+        (frame("update", seq=2**63), "encode", SOCCER_ID),
+    ],
+)
+def test_bad_frames_are_dead_lettered_with_raw_bytes(
+    processor: FrameProcessor, metrics: Metrics, raw: bytes, stage: str, key: int | None
+) -> None:
+    record, _ = processor.process(raw, NOW, 1.0)
+    assert record is not None
+    assert record.topic == "dlq"
+    assert record.value == raw
+    assert record.key == (str(key).encode() if key else None)
+    headers = dict(record.headers)
+    assert headers["stage"] == stage.encode()
+    assert headers["error"]
+    assert b"\n" not in headers["error"]
+    assert headers["received_at"].endswith(b"Z")
+    assert sample(metrics, "sportrix_ingester_dlq_records_total", stage=stage) == 1
+
+
+def test_unknown_op_is_skipped_and_counted(processor: FrameProcessor, metrics: Metrics) -> None:
+    assert processor.process(b'{"op":"stats","match_id":1}', NOW, 1.0) == (None, [])
+    assert sample(metrics, "sportrix_ingester_skipped_frames_total", reason="unknown_op") == 1
+
+
+def test_frames_of_matches_not_followed_are_skipped_and_counted(
+    processor: FrameProcessor, metrics: Metrics
+) -> None:
+    raw = frame("update", match_id=5)
+    raw = raw.replace(f'"match_id":{SOCCER_ID}'.encode(), b'"match_id":5', 1)
+    assert processor.process(raw, NOW, 1.0) == (None, [])
+    assert sample(metrics, "sportrix_ingester_skipped_frames_total", reason="not_followed") == 1
+
+
+def test_error_frame_refuses_the_match_with_its_reason(
+    processor: FrameProcessor, book: SubscriptionBook, metrics: Metrics
+) -> None:
+    raw = orjson.dumps(
+        {"op": "error", "match_id": CRICKET_ID, "code": "sport_not_enabled", "error": "no cricket"}
+    )
+    assert processor.process(raw, NOW, 1.0) == (None, [])
+    match = book.get(CRICKET_ID)
+    assert match is not None
+    assert match.state is MatchState.REFUSED
+    assert (match.refused_code, match.refused_reason) == ("sport_not_enabled", "no cricket")
+    assert sample(metrics, "sportrix_ingester_error_frames_total", code="sport_not_enabled") == 1

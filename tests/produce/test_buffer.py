@@ -1,0 +1,53 @@
+"""The record buffer: FIFO, bounded by records not yet acknowledged, backpressure."""
+
+import asyncio
+
+from ingester.pipeline import OutRecord
+from ingester.produce.buffer import RecordBuffer
+
+
+def rec(n: int) -> OutRecord:
+    return OutRecord(topic="t", key=str(n).encode(), value=b"v", headers=[], received_at=0.0)
+
+
+async def test_records_come_out_in_order_in_batches() -> None:
+    buffer = RecordBuffer(capacity=10)
+    for n in range(5):
+        await buffer.put(rec(n))
+    assert [r.key for r in await buffer.take(3)] == [b"0", b"1", b"2"]
+    assert [r.key for r in await buffer.take(10)] == [b"3", b"4"]
+    assert buffer.unacknowledged == 5
+
+
+async def test_put_waits_while_unacknowledged_records_fill_the_capacity() -> None:
+    buffer = RecordBuffer(capacity=2)
+    await buffer.put(rec(0))
+    await buffer.put(rec(1))
+    assert buffer.full
+    taken = await buffer.take(2)  # taken, still in flight: no room yet
+    blocked = asyncio.create_task(buffer.put(rec(2)))
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    buffer.acknowledge(len(taken))
+    await asyncio.wait_for(blocked, 1.0)
+    assert buffer.unacknowledged == 1
+
+
+async def test_take_waits_for_a_record() -> None:
+    buffer = RecordBuffer(capacity=2)
+    waiting = asyncio.create_task(buffer.take(5))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await buffer.put(rec(7))
+    assert [r.key for r in await asyncio.wait_for(waiting, 1.0)] == [b"7"]
+
+
+async def test_drained_resolves_when_everything_is_acknowledged() -> None:
+    buffer = RecordBuffer(capacity=5)
+    await buffer.drained()  # empty: already drained
+    await buffer.put(rec(1))
+    drained = asyncio.create_task(buffer.drained())
+    await asyncio.sleep(0)
+    assert not drained.done()
+    buffer.acknowledge(len(await buffer.take(5)))
+    await asyncio.wait_for(drained, 1.0)
