@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ingester.app",
     "ingester.control.cli",
     "ingester.tools.tail",
+    "ingester.tools.demo",
     "ingester.localkafka.cli",
 )
 
