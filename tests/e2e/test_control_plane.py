@@ -1,0 +1,215 @@
+"""Control plane end to end: bad commands, replicas sharing work, restarts, retirement."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from ingester.control.commands import MAX_COMMAND_BYTES, encode_command
+from tests.conftest import TopicFactory
+from tests.e2e.harness import (
+    PYTHON,
+    Daemon,
+    Simulator,
+    TopicReader,
+    Topics,
+    add_matches,
+    send_commands,
+    wait_for,
+)
+
+
+@pytest.fixture
+def topics(topic_factory: TopicFactory) -> Topics:
+    return Topics(topic_factory.name(), topic_factory.name(), topic_factory.name())
+
+
+@pytest.fixture
+def bootstrap(kafka: object) -> str:
+    return str(kafka.bootstrap_servers)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[Simulator]:
+    sim = Simulator(tmp_path, "--soccer", "40", "--cricket", "20", "--update-rate", "1")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+async def data_reader(bootstrap: str, topics: Topics) -> AsyncIterator[TopicReader]:
+    reader = TopicReader(bootstrap, topics.data)
+    yield reader
+    await reader.close()
+
+
+def all_ids(simulator: Simulator) -> list[int]:
+    return [m["match_id"] for m in simulator.get("/v1/matches")]
+
+
+async def test_bad_commands_are_counted_and_good_ones_applied(
+    tmp_path: Path, bootstrap: str, topics: Topics, simulator: Simulator
+) -> None:
+    good = all_ids(simulator)[:3]
+    bad: list[tuple[bytes | None, bytes | None]] = [
+        (b"1", b"{not json"),
+        (b"2", b'{"action":"pause","match_id":2}'),
+        (b"3", b'{"action":"add","match_id":-3}'),
+        (b"abc", b'{"action":"add","match_id":4}'),
+        (b"5", b'{"action":"add","match_id":6}'),
+        (b"7", b'{"action":"add","match_id":7,"pad":"' + b"x" * MAX_COMMAND_BYTES + b'"}'),
+        (b"424242", None),  # tombstone for a match nobody follows
+    ]
+    commands = [encode_command("add", good[0]), *bad[:4], encode_command("add", good[1])]
+    commands += [*bad[4:], encode_command("add", good[2])]
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
+    try:
+        await daemon.wait_ready()
+        await send_commands(bootstrap, topics.config, commands)
+        await daemon.wait_active(good)
+        await wait_for(
+            lambda: (
+                daemon.metric("sportrix_ingester_config_commands_total", result="rejected") == 6
+            ),
+            "six rejections",
+        )
+        for reason in (
+            "not_json", "unknown_action", "bad_match_id", "bad_key", "key_mismatch", "oversize"
+        ):  # fmt: skip
+            assert daemon.metric("sportrix_ingester_config_rejections_total", reason=reason) == 1
+        assert daemon.metric("sportrix_ingester_config_commands_total", result="applied") == 3
+        assert daemon.metric("sportrix_ingester_config_commands_total", result="ignored") == 1
+        assert set(daemon.match_states()) == set(good)
+        assert daemon.alive()
+    finally:
+        assert daemon.stop() == 0
+
+
+async def test_a_restarted_instance_resumes_the_set_with_a_snapshot_each(
+    tmp_path: Path, bootstrap: str, topics: Topics, simulator: Simulator, data_reader: TopicReader
+) -> None:
+    ids = all_ids(simulator)[:5]
+    await add_matches(bootstrap, topics.config, ids)
+    await add_matches(bootstrap, topics.config, ids[:1], action="remove")
+    first = Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_INSTANCE_ID="first")
+    await first.wait_active(ids[1:])
+    assert set(first.match_states()) == set(ids[1:])
+    assert first.stop() == 0
+    second = Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_INSTANCE_ID="second")
+    try:
+        await second.wait_active(ids[1:])
+        assert set(second.match_states()) == set(ids[1:])
+
+        def snapshot_each_from_second(records: list[object]) -> bool:
+            return all(
+                any(
+                    r.headers["producer"] == b"second" and r.decoded["op"] == "snapshot"
+                    for r in data_reader.by_match().get(m, [])
+                )
+                for m in ids[1:]
+            )
+
+        await data_reader.poll_until(snapshot_each_from_second, "a snapshot per match")
+        assert ids[0] not in data_reader.by_match()
+    finally:
+        assert second.stop() == 0
+
+
+async def test_three_replicas_share_the_matches_and_take_over_from_a_dead_one(
+    tmp_path: Path, bootstrap: str, topics: Topics, simulator: Simulator, data_reader: TopicReader
+) -> None:
+    ids = all_ids(simulator)
+    assert len(ids) == 60
+    await add_matches(bootstrap, topics.config, ids)
+    replicas = {
+        name: Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_INSTANCE_ID=name)
+        for name in ("a", "b", "c")
+    }
+
+    def owners() -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        for name, daemon in replicas.items():
+            if daemon.alive():
+                for match_id, state in daemon.match_states().items():
+                    if state == "active":
+                        found.setdefault(match_id, []).append(name)
+        return found
+
+    def each_owned_once() -> bool:
+        found = owners()
+        return set(found) == set(ids) and all(len(v) == 1 for v in found.values())
+
+    try:
+        await wait_for(each_owned_once, "every match active on exactly one replica", 90)
+        before = owners()
+        assert {names[0] for names in before.values()} == {"a", "b", "c"}, "work is spread"
+        victim = "b"
+        victims = [m for m, names in before.items() if names == [victim]]
+        replicas[victim].signal(signal.SIGKILL)
+        replicas[victim].wait(10)
+        # session timeout (6 s here) plus 15 s
+        await wait_for(each_owned_once, "the dead replica's matches active on survivors", 21 + 10)
+        after = owners()
+        assert all(after[m][0] in {"a", "c"} for m in victims)
+
+        def handed_over(records: list[object]) -> bool:
+            grouped = data_reader.by_match()
+            return all(
+                any(r.headers["producer"] != victim.encode() for r in grouped.get(m, [])[1:])
+                for m in victims
+            )
+
+        await data_reader.poll_until(handed_over, "records of the survivors for taken-over matches")
+        for match_id in victims:
+            producers = [r.headers["producer"] for r in data_reader.by_match()[match_id]]
+            assert b"b" in producers
+            last_b = len(producers) - 1 - producers[::-1].index(b"b")
+            assert all(p != b"b" for p in producers[last_b + 1 :])
+        # the replica comes back and the work spreads again
+        replicas[victim] = Daemon(
+            tmp_path, bootstrap, simulator.url, topics, INGESTER_INSTANCE_ID=victim
+        )
+        await wait_for(
+            lambda: each_owned_once() and victim in {n[0] for n in owners().values()},
+            "the restarted replica to get work again",
+            90,
+        )
+    finally:
+        for daemon in replicas.values():
+            daemon.stop()
+
+
+async def test_finished_matches_are_retired_from_the_config_topic(
+    tmp_path: Path, bootstrap: str, topics: Topics, simulator: Simulator
+) -> None:
+    ids = simulator.matches("soccer")[:2]
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_RETIRE_AFTER="2")
+    try:
+        await add_matches(bootstrap, topics.config, ids)
+        await daemon.wait_active(ids)
+        simulator.get(f"/_sim/finish?match_id={ids[0]}")
+        await wait_for(lambda: ids[0] not in daemon.match_states(), "the retirement", 30)
+        assert daemon.metric("sportrix_ingester_retired_matches_total") == 1
+        assert daemon.match_states().get(ids[1]) == "active"
+        listing = await asyncio.to_thread(
+            subprocess.run,
+            [*PYTHON, "matches", "list"],
+            env={
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "INGESTER_CONFIG_TOPIC": topics.config,
+                "PATH": "/usr/bin:/bin",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        listed = {int(line) for line in listing.stdout.split() if line.isdigit()}
+        assert listed == {ids[1]}
+    finally:
+        assert daemon.stop() == 0

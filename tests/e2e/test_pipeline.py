@@ -1,0 +1,276 @@
+"""The ingest pipeline end to end: simulator → daemon (a real process) → real Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TopicFactory
+from tests.e2e.harness import (
+    Daemon,
+    Simulator,
+    TopicReader,
+    Topics,
+    add_matches,
+    wait_for,
+)
+
+
+def auth_failures(daemon: Daemon) -> float:
+    return daemon.metric("sportrix_ingester_upstream_reconnects_total", reason="auth_failed")
+
+
+@pytest.fixture
+def topics(topic_factory: TopicFactory) -> Topics:
+    return Topics(topic_factory.name(), topic_factory.name(), topic_factory.name())
+
+
+@pytest.fixture
+def bootstrap(kafka: object) -> str:
+    return str(kafka.bootstrap_servers)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Iterator[Simulator]:
+    sim = Simulator(tmp_path, "--update-rate", "5", "--speed", "20")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+async def data_reader(bootstrap: str, topics: Topics) -> AsyncIterator[TopicReader]:
+    reader = TopicReader(bootstrap, topics.data)
+    yield reader
+    await reader.close()
+
+
+@pytest.fixture
+async def dlq_reader(bootstrap: str, topics: Topics) -> AsyncIterator[TopicReader]:
+    reader = TopicReader(bootstrap, topics.dlq, decode=False)
+    yield reader
+    await reader.close()
+
+
+async def test_records_follow_the_config_topic_and_match_the_simulator(
+    tmp_path: Path,
+    bootstrap: str,
+    topics: Topics,
+    simulator: Simulator,
+    data_reader: TopicReader,
+) -> None:
+    soccer = simulator.matches("soccer")[:2]
+    cricket = simulator.matches("cricket")[:1]
+    wanted = soccer + cricket
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
+    try:
+        await daemon.wait_ready()
+        await add_matches(bootstrap, topics.config, wanted)
+        await daemon.wait_active(wanted)
+
+        def enough(records: list[object]) -> bool:
+            counts = {m: len(rs) for m, rs in data_reader.by_match().items()}
+            return all(counts.get(m, 0) >= 6 for m in wanted)
+
+        await data_reader.poll_until(enough, "six records per match")
+        grouped = data_reader.by_match()
+        assert set(grouped) == set(wanted)
+        for match_id, records in grouped.items():
+            assert records[0].decoded is not None
+            assert records[0].decoded["op"] == "snapshot"
+            partitions = {r.partition for r in records}
+            assert len(partitions) == 1, "a match's records share one partition"
+            seqs = [r.decoded["seq"] for r in records if r.decoded]
+            assert seqs == sorted(seqs)
+            assert len(set(seqs)) == len(seqs), seqs
+            for record in records[:4]:
+                assert record.decoded is not None
+                assert record.headers["sport"] == record.decoded["sport"].encode()
+                assert record.headers["op"] == record.decoded["op"].encode()
+                assert record.headers["producer"] == daemon.instance_id.encode()
+                sent = simulator.state_at(match_id, record.decoded["seq"])
+                assert record.decoded["match_id"] == sent["match_id"] == match_id
+                assert record.decoded["score"] == sent["score"]
+                assert record.decoded["status"] == sent["status"]
+                assert record.decoded["home"] == sent["home"]
+                if sent["sport"] == "soccer":
+                    assert record.decoded["clock"]["minute"] == sent["clock"]["minute"]
+                    assert len(record.decoded["events"]) == len(sent["events"])
+                else:
+                    assert record.decoded["batting"] == sent["batting"]
+
+        # remove stops them
+        removed = soccer[0]
+        await add_matches(bootstrap, topics.config, [removed], action="remove")
+        await wait_for(lambda: removed not in daemon.match_states(), "the removal to apply")
+        count_after_removal = len(data_reader.by_match()[removed])
+        others = {m: len(data_reader.by_match()[m]) for m in wanted if m != removed}
+        await data_reader.poll_until(
+            lambda _: all(len(data_reader.by_match()[m]) >= n + 5 for m, n in others.items()),
+            "more records of the matches still followed",
+        )
+        # at most the frames already in flight when the unsubscribe went out
+        assert len(data_reader.by_match()[removed]) <= count_after_removal + 2
+    finally:
+        assert daemon.stop() == 0, daemon.output()[-3000:]
+
+
+async def test_a_sport_the_key_has_not_enabled_is_refused_visibly(
+    tmp_path: Path, bootstrap: str, topics: Topics, data_reader: TopicReader
+) -> None:
+    simulator = Simulator(tmp_path, "--update-rate", "5", keys=("soccer-only:soccer",))
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics, api_key="soccer-only")
+    try:
+        cricket = simulator.matches("cricket")[0]
+        soccer = simulator.matches("soccer")[0]
+        await daemon.wait_ready()
+        await add_matches(bootstrap, topics.config, [cricket, soccer])
+        await wait_for(lambda: daemon.match_states().get(cricket) == "refused", "the refusal")
+        refused = next(m for m in daemon.status()["matches"] if m["match_id"] == cricket)
+        assert refused["refused"]["code"] == "sport_not_enabled"
+        assert refused["refused"]["reason"]
+        await wait_for(
+            lambda: (
+                daemon.metric("sportrix_ingester_error_frames_total", code="sport_not_enabled") >= 1
+            ),
+            "the error frame metric",
+        )
+        assert daemon.metric("sportrix_ingester_subscriptions", state="refused") == 1
+        await data_reader.poll_until(lambda rs: len(rs) >= 3, "soccer records")
+        assert {int(r.key or 0) for r in data_reader.records} == {soccer}
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()
+
+
+async def test_malformed_frames_are_dead_lettered_and_neighbours_flow(
+    tmp_path: Path,
+    bootstrap: str,
+    topics: Topics,
+    data_reader: TopicReader,
+    dlq_reader: TopicReader,
+) -> None:
+    simulator = Simulator(tmp_path, "--update-rate", "10", "--malformed-fraction", "0.2")
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
+    try:
+        matches = simulator.matches("soccer")[:2] + simulator.matches("cricket")[:1]
+        await daemon.wait_ready()
+        await add_matches(bootstrap, topics.config, matches)
+        stages = {"decode", "validate", "convert"}
+        await dlq_reader.poll_until(
+            lambda rs: stages <= {r.headers["stage"].decode() for r in rs},
+            "dead letters of every stage",
+        )
+        for record in dlq_reader.records:
+            assert record.value  # raw bytes kept
+            assert record.headers["error"]
+            assert record.headers["received_at"]
+        await data_reader.poll_until(
+            lambda _: all(len(data_reader.by_match().get(m, [])) >= 5 for m in matches),
+            "good records of every match",
+        )
+        for records in data_reader.by_match().values():
+            seqs = [r.decoded["seq"] for r in records if r.decoded]
+            assert seqs == sorted(seqs)
+        injected = simulator.get("/_sim/stats")
+        assert injected["malformed"], injected
+        dlq_total = sum(
+            daemon.metric("sportrix_ingester_dlq_records_total", stage=s)
+            for s in ("decode", "validate", "convert", "encode")
+        )
+        assert dlq_total >= len(dlq_reader.records) > 0
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()
+
+
+async def test_dropped_connections_are_replaced_and_snapshots_resync(
+    tmp_path: Path, bootstrap: str, topics: Topics, data_reader: TopicReader
+) -> None:
+    simulator = Simulator(
+        tmp_path, "--update-rate", "5", "--drop-every", "2", "--drop-mode", "abrupt"
+    )
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
+    try:
+        matches = simulator.matches("soccer")[:2] + simulator.matches("cricket")[:1]
+        await daemon.wait_ready()
+        await add_matches(bootstrap, topics.config, matches)
+        await data_reader.poll_until(
+            lambda _: all(
+                sum(1 for r in data_reader.by_match().get(m, []) if r.decoded["op"] == "snapshot")
+                >= 3
+                for m in matches
+            ),
+            "three snapshots per match (one per reconnect)",
+        )
+        assert daemon.metric("sportrix_ingester_upstream_reconnects_total", reason="error") >= 2
+        # the latest state in Kafka equals the simulator's at that seq
+        for match_id, records in data_reader.by_match().items():
+            last = records[-1].decoded
+            assert last is not None
+            assert last["score"] == simulator.state_at(match_id, last["seq"])["score"]
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()
+
+
+async def test_a_rejected_key_keeps_the_daemon_up_and_secret(
+    tmp_path: Path, bootstrap: str, topics: Topics, simulator: Simulator
+) -> None:
+    secret = "sk_live_wrong_5f0c1d2e3a4b"
+    daemon = Daemon(
+        tmp_path,
+        bootstrap,
+        simulator.url,
+        topics,
+        api_key=secret,
+        INGESTER_AUTH_BACKOFF="1",
+    )
+    try:
+        await add_matches(bootstrap, topics.config, simulator.matches("soccer")[:1])
+        await wait_for(
+            lambda: auth_failures(daemon) >= 2,
+            "two rejected handshakes",
+        )
+        code, body = daemon.get("/readyz")
+        assert code == 503
+        assert b"API key" in body
+        assert daemon.alive()
+        rejections = daemon.output().count("API key rejected")
+        assert 1 <= rejections <= auth_failures(daemon) + 1  # once per backoff, not a flood
+        everything = (
+            daemon.output()
+            + daemon.get("/metrics")[1].decode()
+            + daemon.get("/status")[1].decode()
+            + daemon.get("/readyz")[1].decode()
+        )
+        assert secret not in everything
+    finally:
+        assert daemon.stop() == 0
+    assert secret not in daemon.output()
+
+
+async def test_more_matches_than_one_connection_holds_are_spread(
+    tmp_path: Path, bootstrap: str, topics: Topics
+) -> None:
+    simulator = Simulator(tmp_path, "--soccer", "30", "--cricket", "10", "--max-subscriptions", "8")
+    daemon = Daemon(
+        tmp_path, bootstrap, simulator.url, topics, INGESTER_SUBSCRIPTIONS_PER_CONNECTION="6"
+    )
+    try:
+        catalogue = [m["match_id"] for m in simulator.get("/v1/matches")]
+        await daemon.wait_ready()
+        await add_matches(bootstrap, topics.config, catalogue)
+        await daemon.wait_active(catalogue)
+        connections = daemon.status()["connections"]
+        assert len(connections) == -(-len(catalogue) // 6)
+        assert all(c["state"] == "connected" for c in connections)
+        per_connection: dict[int, int] = {}
+        for match in daemon.status()["matches"]:
+            per_connection[match["connection"]] = per_connection.get(match["connection"], 0) + 1
+        assert max(per_connection.values()) <= 6
+        await daemon.wait_ready()
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()
