@@ -31,6 +31,8 @@ from ingester.encode import Decoder
 T = TypeVar("T")
 
 PYTHON = [sys.executable, "-m", "ingester"]
+#: The API key of the e2e tests: distinctive, so a leak anywhere is found by a search.
+TEST_KEY = "sk_test_7Qm2v9XcLp4R"
 
 
 def free_port() -> int:
@@ -112,7 +114,7 @@ class Process:
 class Simulator(Process):
     """``sportrix-ingester simulate`` on a free loopback port."""
 
-    def __init__(self, tmp: Path, *args: str, keys: tuple[str, ...] = ("test-key",)) -> None:
+    def __init__(self, tmp: Path, *args: str, keys: tuple[str, ...] = (TEST_KEY,)) -> None:
         self.port = free_port()
         key_args = [a for key in keys for a in ("--api-key", key)]
         super().__init__(
@@ -181,7 +183,7 @@ class Daemon(Process):
         bootstrap: str,
         upstream_url: str,
         topics: Topics,
-        api_key: str | None = "test-key",
+        api_key: str | None = TEST_KEY,
         **settings: str,
     ) -> None:
         self.http_port = free_port()
@@ -254,6 +256,13 @@ class Daemon(Process):
             for sample in family.samples:
                 samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
         return samples
+
+    def everything_visible(self) -> str:
+        """All the daemon printed, and what /metrics, /status and /readyz answer now."""
+        answers = [self.get(path)[1].decode(errors="replace") for path in (
+            "/metrics", "/status", "/readyz", "/healthz"
+        )]  # fmt: skip
+        return self.output() + "".join(answers)
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample's value (0 when absent)."""

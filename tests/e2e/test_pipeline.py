@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import TopicFactory
 from tests.e2e.harness import (
+    TEST_KEY,
     Daemon,
     Simulator,
     TopicReader,
@@ -112,6 +113,7 @@ async def test_records_follow_the_config_topic_and_match_the_simulator(
         )
         # at most the frames already in flight when the unsubscribe went out
         assert len(data_reader.by_match()[removed]) <= count_after_removal + 2
+        assert TEST_KEY not in daemon.everything_visible()
     finally:
         assert daemon.stop() == 0, daemon.output()[-3000:]
 
@@ -239,13 +241,7 @@ async def test_a_rejected_key_keeps_the_daemon_up_and_secret(
         assert daemon.alive()
         rejections = daemon.output().count("API key rejected")
         assert 1 <= rejections <= auth_failures(daemon) + 1  # once per backoff, not a flood
-        everything = (
-            daemon.output()
-            + daemon.get("/metrics")[1].decode()
-            + daemon.get("/status")[1].decode()
-            + daemon.get("/readyz")[1].decode()
-        )
-        assert secret not in everything
+        assert secret not in daemon.everything_visible()
     finally:
         assert daemon.stop() == 0
     assert secret not in daemon.output()
