@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.kafka
+
 
 def kafka_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -66,6 +66,7 @@ async def test_restart_keeps_data_and_address(local_kafka, unique_topic):
     assert await read_all(address, unique_topic, 2) == [b"before", b"after"]
 
 
+@pytest.mark.kafka
 def test_stop_leaves_no_java_process(tmp_path):
     broker = LocalKafka(tmp_path / "kafka").start()
     data_dir = broker.data_dir
@@ -76,6 +77,7 @@ def test_stop_leaves_no_java_process(tmp_path):
     broker.stop()  # idempotent
 
 
+@pytest.mark.kafka
 def test_broker_dies_with_a_killed_python(tmp_path):
     script = (
         "import sys\n"
@@ -101,6 +103,7 @@ def test_broker_dies_with_a_killed_python(tmp_path):
     assert wait_gone(data_dir) == []
 
 
+@pytest.mark.kafka
 def test_failed_start_shows_the_broker_log(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
