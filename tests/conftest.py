@@ -65,8 +65,12 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka | Ext
     try:
         broker.start()
     except LocalKafkaError as exc:
+        reason = str(exc)
+    else:
+        reason = ""
+    if reason:
         pytest.fail(
-            f"no Kafka broker for the tests: {exc}\n"
+            f"no Kafka broker for the tests: {reason}\n"
             "Fix the cause (`make test` fetches the jars; see docs/local-kafka.md) or point "
             "KAFKA_BOOTSTRAP_SERVERS at a running broker.",
             pytrace=False,
