@@ -43,6 +43,8 @@ __all__ = ["Daemon", "register"]
 log = logging.getLogger("ingester")
 
 _TICK_SECONDS = 1.0
+#: A batch waiting this long for Kafka's acknowledgement makes the instance not ready.
+_ACK_STALL_SECONDS = 10.0
 
 
 class Daemon:
@@ -153,6 +155,8 @@ class Daemon:
             problems.append("starting: checking topics and schemas")
         if not self.sink.connected:
             problems.append(f"Kafka producer not connected: {self.sink.last_error or 'starting'}")
+        elif self.sink.waiting_for() > _ACK_STALL_SECONDS:
+            problems.append(f"Kafka has not acknowledged for {self.sink.waiting_for():.0f}s")
         if not self.config.replayed:
             problems.append("config topic not replayed yet")
         if self.pool.auth_rejected:

@@ -50,6 +50,7 @@ class KafkaSink:
         self._backoff = Backoff(base=0.2, cap=10.0, reset_after=30.0, rng=rng or random.Random())
         self.connected = False
         self.last_error: str | None = None
+        self._sending_since: float | None = None
         self._lag: dict[str, Any] = {}
         self._produced: dict[str, Any] = {}
 
@@ -87,13 +88,22 @@ class KafkaSink:
             self.connected = True
             self.last_error = None
 
+    def waiting_for(self) -> float:
+        """Seconds the current batch has been waiting for Kafka's acknowledgement (0: none)."""
+        since = self._sending_since
+        return 0.0 if since is None else time.monotonic() - since
+
     async def _deliver(self, batch: list[OutRecord]) -> None:
         pending = batch
-        while pending:
-            producer = await self._ensure_producer()
-            pending = await self._send(producer, pending)
-            if pending:
-                await self._rebuild()
+        self._sending_since = time.monotonic()
+        try:
+            while pending:
+                producer = await self._ensure_producer()
+                pending = await self._send(producer, pending)
+                if pending:
+                    await self._rebuild()
+        finally:
+            self._sending_since = None
 
     async def _send(self, producer: AIOKafkaProducer, records: list[OutRecord]) -> list[OutRecord]:
         """Send ``records``; return those Kafka did not acknowledge, in order."""
