@@ -107,25 +107,29 @@ def stop_running_broker(data_dir: Path | str, timeout: float = 30.0) -> BrokerSt
     state = running_broker(data_dir)
     if state is None:
         return None
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(state.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _group_alive(state.pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(state.pid, signal.SIGKILL)
-        time.sleep(0.1)
+    if not _signal_and_wait(state.pid, signal.SIGTERM, timeout) and not _signal_and_wait(
+        state.pid, signal.SIGKILL, 10.0
+    ):
+        raise LocalKafkaError(f"the broker (pid {state.pid}) survived SIGKILL")
     with contextlib.suppress(FileNotFoundError):
         (Path(data_dir) / _STATE).unlink()
     return state
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _signal_and_wait(pgid: int, signum: signal.Signals, timeout: float) -> bool:
+    """Send ``signum`` to process group ``pgid``; whether it is gone within ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pgid, os.WNOHANG)  # reap it if it is our own child
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _free_port() -> int:
