@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ingester.tools.tail",
     "ingester.tools.demo",
     "ingester.localkafka.cli",
+    "ingester.simulator.cli",
 )
 
 

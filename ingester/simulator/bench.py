@@ -1,0 +1,85 @@
+"""Measure how many frames/s one simulator process pushes to one connection.
+
+``python -m ingester.simulator.bench`` starts ``sportrix-ingester simulate`` in a child
+process, subscribes one bare ``websockets`` connection to every live match, counts the
+frames received over a window and prints the rate. See ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import websockets
+
+__all__ = ["count_frames", "main"]
+
+
+async def count_frames(url: str, match_ids: list[int], seconds: float) -> tuple[int, float]:
+    """Subscribe to ``match_ids`` on ``url``; count frames for ``seconds`` after the first.
+
+    Returns ``(frames, elapsed seconds)``.
+    """
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        for match_id in match_ids:
+            await ws.send(json.dumps({"action": "subscribe", "match_id": match_id}))
+        await ws.recv(decode=False)
+        frames, started = 0, time.perf_counter()
+        deadline = started + seconds
+        while time.perf_counter() < deadline:
+            await ws.recv(decode=False)
+            frames += 1
+        return frames, time.perf_counter() - started
+
+
+def _wait_for_catalogue(base: str, timeout: float) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/v1/matches", timeout=1) as response:
+                listing: list[dict[str, object]] = json.load(response)
+                return listing
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; prints one line with frames/s."""
+    parser = argparse.ArgumentParser(prog="python -m ingester.simulator.bench")
+    parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument("--matches", type=int, default=500, help="soccer matches to subscribe")
+    parser.add_argument("--update-rate", type=float, default=200.0, help="frames/s per match")
+    parser.add_argument("--seconds", type=float, default=5.0, help="counting window")
+    args = parser.parse_args(argv)
+    command = [
+        sys.executable, "-m", "ingester", "simulate", "--port", str(args.port),
+        "--soccer", str(args.matches), "--cricket", "0", "--seed", "1",
+        "--update-rate", str(args.update_rate), "--log-level", "WARNING",
+    ]  # fmt: skip
+    server = subprocess.Popen(command)
+    try:
+        base = f"http://127.0.0.1:{args.port}"
+        live = [m["match_id"] for m in _wait_for_catalogue(base, 60) if m["status"] == "live"]
+        ids = [match_id for match_id in live if isinstance(match_id, int)]
+        url = f"ws://127.0.0.1:{args.port}/v1/stream?key=demo-key"
+        frames, elapsed = asyncio.run(count_frames(url, ids, args.seconds))
+    finally:
+        server.terminate()
+        server.wait(10)
+    print(
+        f"{frames / elapsed:,.0f} frames/s to one connection "
+        f"({frames:,} frames in {elapsed:.1f} s, {len(ids)} live matches "
+        f"at {args.update_rate:g} frames/s each)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

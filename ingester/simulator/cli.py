@@ -1,0 +1,99 @@
+"""``sportrix-ingester simulate``: run the Sportrix-compatible simulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from ingester.simulator.config import MALFORMED_KINDS, ApiKey, SimulatorConfig
+from ingester.simulator.server import Simulator
+
+__all__ = ["config_from_args", "register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``simulate`` sub-command."""
+    parser = subparsers.add_parser(
+        "simulate",
+        help="serve simulated Sportrix live scores on ws://HOST:PORT/v1/stream",
+        description="A Sportrix-compatible live-scores server with simulated soccer and "
+        "cricket matches and optional fault injection. See docs/simulator.md.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    add("--api-key", action="append", default=[], metavar="KEY[:SPORT,...]",
+        help="accept KEY, for the listed sports (default all); repeatable. "
+        "Without any key, only 'demo-key' is accepted")  # fmt: skip
+    add("--expired-key", action="append", default=[], metavar="KEY",
+        help="a known but expired key (handshake answered 401); repeatable")  # fmt: skip
+    add("--unscoped-key", action="append", default=[], metavar="KEY",
+        help="a key without the live_scores_statistics scope (401); repeatable")  # fmt: skip
+    add("--soccer", type=int, default=20, help="soccer matches (ids from 41000; default 20)")
+    add("--cricket", type=int, default=10, help="cricket matches (ids from 90000; default 10)")
+    add("--seed", type=int, default=0, help="random seed: same seed, same matches")
+    add("--speed", type=float, default=1.0, help="play at X times real time (default 1)")
+    add("--update-rate", type=float, default=None, metavar="R",
+        help="frames per second per match, each a real state change (load tests)")  # fmt: skip
+    add("--ping-interval", type=float, default=30.0, help="seconds between pings (default 30)")
+    add("--max-subscriptions", type=int, default=500, help="per connection (default 500)")
+    add("--history", type=int, default=1000, help="states kept per match for /_sim (1000)")
+    add("--drop-every", type=float, default=None, metavar="S",
+        help="drop every connection every S seconds")  # fmt: skip
+    add("--drop-mode", choices=("close", "abrupt"), default="close",
+        help="close: close frame 1001/1011/1013; abrupt: TCP dropped without one")  # fmt: skip
+    add("--refuse-for", type=float, default=0.0, metavar="S",
+        help="answer handshakes with 503 for the first S seconds")  # fmt: skip
+    add("--malformed-fraction", type=float, default=0.0, metavar="F",
+        help="after each update, send a malformed frame with probability F")  # fmt: skip
+    add("--malformed-kinds", default=",".join(MALFORMED_KINDS), metavar="KIND,...",
+        help=f"kinds to inject (default all: {','.join(MALFORMED_KINDS)})")  # fmt: skip
+    add("--stall-after", type=float, default=None, metavar="S",
+        help="after S seconds, stop reading and writing...")  # fmt: skip
+    add("--stall-for", type=float, default=10.0, metavar="S", help="...for S seconds (10)")
+    add("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.set_defaults(handler=_simulate)
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """The :class:`SimulatorConfig` for parsed ``simulate`` arguments (``ValueError`` if bad)."""
+    keys = [ApiKey.parse(spec) for spec in args.api_key]
+    keys += [ApiKey.parse(spec, expired=True) for spec in args.expired_key]
+    keys += [ApiKey.parse(spec, scoped=False) for spec in args.unscoped_key]
+    return SimulatorConfig(
+        host=args.host,
+        port=args.port,
+        keys=keys,
+        soccer=args.soccer,
+        cricket=args.cricket,
+        seed=args.seed,
+        speed=args.speed,
+        update_rate=args.update_rate,
+        ping_interval=args.ping_interval,
+        max_subscriptions=args.max_subscriptions,
+        history=args.history,
+        drop_every=args.drop_every,
+        drop_mode=args.drop_mode,
+        refuse_for=args.refuse_for,
+        malformed_fraction=args.malformed_fraction,
+        malformed_kinds=tuple(k for k in args.malformed_kinds.split(",") if k),
+        stall_after=args.stall_after,
+        stall_for=args.stall_for,
+    )
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"sportrix-ingester simulate: {exc}")
+        return 2
+    asyncio.run(_serve(config))
+    return 0
+
+
+async def _serve(config: SimulatorConfig) -> None:
+    async with Simulator(config) as simulator:
+        await simulator.serve_forever()

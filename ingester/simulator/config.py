@@ -1,0 +1,93 @@
+"""The simulator's settings (:class:`SimulatorConfig`) and API keys (:class:`ApiKey`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CRICKET_FIRST_ID",
+    "DEMO_KEY",
+    "MALFORMED_KINDS",
+    "SOCCER_FIRST_ID",
+    "SPORTS",
+    "ApiKey",
+    "SimulatorConfig",
+]
+
+#: The sports the simulator plays.
+SPORTS = ("soccer", "cricket")
+#: Soccer match ids are ``41000``, ``41001``...; cricket ids ``90000``, ``90001``...
+SOCCER_FIRST_ID = 41_000
+CRICKET_FIRST_ID = 90_000
+#: The key accepted (for every sport) when no key is configured.
+DEMO_KEY = "demo-key"
+#: The kinds of malformed frame the simulator can inject.
+MALFORMED_KINDS = (
+    "bad_json",
+    "not_object",
+    "no_op",
+    "missing_field",
+    "wrong_type",
+    "unknown_sport",
+    "unknown_op",
+)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key: the sports it has enabled (``None``: all), and whether it may connect."""
+
+    key: str
+    sports: frozenset[str] | None = None
+    expired: bool = False
+    scoped: bool = True  # has the live_scores_statistics scope
+
+    @classmethod
+    def parse(cls, spec: str, *, expired: bool = False, scoped: bool = True) -> ApiKey:
+        """Parse ``KEY`` or ``KEY:sport,sport``; raises ``ValueError`` on an empty key."""
+        key, _, sports = spec.partition(":")
+        if not key:
+            raise ValueError(f"empty API key in {spec!r}")
+        enabled = frozenset(s.strip() for s in sports.split(",") if s.strip()) if sports else None
+        return cls(key, enabled, expired, scoped)
+
+
+@dataclass
+class SimulatorConfig:
+    """Everything ``sportrix-ingester simulate`` takes; the defaults are the CLI's."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765  # 0 picks a free port
+    keys: list[ApiKey] = field(default_factory=list)  # empty: only DEMO_KEY, every sport
+    soccer: int = 20
+    cricket: int = 10
+    seed: int = 0
+    speed: float = 1.0
+    update_rate: float | None = None  # frames/s per match; None: natural pace times speed
+    ping_interval: float = 30.0
+    max_subscriptions: int = 500
+    history: int = 1000
+    drop_every: float | None = None
+    drop_mode: str = "close"  # close | abrupt
+    refuse_for: float = 0.0
+    malformed_fraction: float = 0.0
+    malformed_kinds: tuple[str, ...] = MALFORMED_KINDS
+    stall_after: float | None = None
+    stall_for: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.soccer < 0 or self.cricket < 0:
+            raise ValueError("match counts must not be negative")
+        if self.soccer > CRICKET_FIRST_ID - SOCCER_FIRST_ID or self.cricket > 10_000:
+            raise ValueError("at most 49000 soccer and 10000 cricket matches")
+        if self.speed <= 0 or (self.update_rate is not None and self.update_rate <= 0):
+            raise ValueError("speed and update rate must be positive")
+        if self.ping_interval <= 0 or self.max_subscriptions < 1 or self.history < 1:
+            raise ValueError("ping interval, max subscriptions and history must be positive")
+        if self.drop_mode not in ("close", "abrupt"):
+            raise ValueError("drop mode must be close or abrupt")
+        if not 0.0 <= self.malformed_fraction <= 1.0:
+            raise ValueError("malformed fraction must be between 0 and 1")
+        unknown = set(self.malformed_kinds) - set(MALFORMED_KINDS)
+        if unknown or not self.malformed_kinds:
+            raise ValueError(f"malformed kinds must be among {', '.join(MALFORMED_KINDS)}")
