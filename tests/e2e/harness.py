@@ -26,7 +26,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingester.control.commands import encode_command
+from ingester.control.topics import ensure_topics
 from ingester.encode import Decoder
+from ingester.settings import load_settings
 
 T = TypeVar("T")
 
@@ -248,9 +250,10 @@ class Daemon(Process):
         )
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Every sample of ``/metrics``, keyed by name and sorted labels."""
+        """Every sample of ``/metrics``, keyed by name and sorted labels ({} while not up)."""
         code, body = self.get("/metrics")
-        assert code == 200
+        if code != 200:
+            return {}
         samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         for family in text_string_to_metric_families(body.decode()):
             for sample in family.samples:
@@ -272,7 +275,15 @@ class Daemon(Process):
 async def send_commands(
     bootstrap: str, topic: str, commands: list[tuple[bytes | None, bytes | None]]
 ) -> None:
-    """Write raw (key, value) records to the config topic, in order."""
+    """Write raw (key, value) records to the config topic, in order.
+
+    Like ``sportrix-ingester matches``, it first creates the config topic (compacted) when it
+    is missing, so the broker never auto-creates it with the wrong cleanup policy.
+    """
+    settings = load_settings(
+        kafka_bootstrap_servers=bootstrap, config_topic=topic, config_partitions=6
+    )
+    await ensure_topics(settings, data_topics=False)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:

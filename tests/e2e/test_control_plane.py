@@ -145,9 +145,12 @@ async def test_three_replicas_share_the_matches_and_take_over_from_a_dead_one(
         return set(found) == set(ids) and all(len(v) == 1 for v in found.values())
 
     try:
-        await wait_for(each_owned_once, "every match active on exactly one replica", 90)
+        await wait_for(
+            lambda: each_owned_once() and {n[0] for n in owners().values()} == {"a", "b", "c"},
+            "every match active on exactly one replica, work on all three",
+            90,
+        )
         before = owners()
-        assert {names[0] for names in before.values()} == {"a", "b", "c"}, "work is spread"
         victim = "b"
         victims = [m for m, names in before.items() if names == [victim]]
         replicas[victim].signal(signal.SIGKILL)

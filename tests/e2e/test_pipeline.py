@@ -146,26 +146,61 @@ async def test_a_sport_the_key_has_not_enabled_is_refused_visibly(
         simulator.stop()
 
 
-async def test_malformed_frames_are_dead_lettered_and_neighbours_flow(
+STAGE_OF_KIND = {
+    "bad_json": "decode",
+    "not_object": "decode",
+    "no_op": "decode",
+    "missing_field": "validate",
+    "wrong_type": "validate",
+    "unknown_sport": "convert",
+}
+
+
+async def test_malformed_frames_are_dead_lettered_exactly_and_neighbours_flow(
     tmp_path: Path,
     bootstrap: str,
     topics: Topics,
     data_reader: TopicReader,
     dlq_reader: TopicReader,
 ) -> None:
-    simulator = Simulator(tmp_path, "--update-rate", "10", "--malformed-fraction", "0.2")
+    simulator = Simulator(tmp_path, "--update-rate", "10", "--malformed-fraction", "0.3")
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
     try:
         matches = simulator.matches("soccer")[:2] + simulator.matches("cricket")[:1]
         await daemon.wait_ready()
         await add_matches(bootstrap, topics.config, matches)
-        stages = {"decode", "validate", "convert"}
-        await dlq_reader.poll_until(
-            lambda rs: stages <= {r.headers["stage"].decode() for r in rs},
-            "dead letters of every stage",
+
+        def injected() -> dict[str, int]:
+            counts: dict[str, int] = simulator.get("/_sim/stats")["malformed_sent"]["by_kind"]
+            return counts
+
+        await wait_for(lambda: len(injected()) == 7, "every malformed kind injected", 60)
+        simulator.get("/_sim/malformed?fraction=0")
+        final = injected()
+        expected = {stage: 0 for stage in ("decode", "validate", "convert", "encode")}
+        for kind, count in final.items():
+            if kind in STAGE_OF_KIND:
+                expected[STAGE_OF_KIND[kind]] += count
+
+        def dead_letters() -> dict[str, float]:
+            return {
+                stage: daemon.metric("sportrix_ingester_dlq_records_total", stage=stage)
+                for stage in expected
+            }
+
+        await wait_for(lambda: dead_letters() == expected, f"dead letters {expected}", 30)
+        assert (
+            daemon.metric("sportrix_ingester_skipped_frames_total", reason="unknown_op")
+            == final["unknown_op"]
         )
+        await dlq_reader.poll_until(
+            lambda rs: len(rs) == sum(expected.values()), "every dead letter in the topic"
+        )
+        for stage, count in expected.items():
+            in_topic = [r for r in dlq_reader.records if r.headers["stage"] == stage.encode()]
+            assert len(in_topic) == count, stage
         for record in dlq_reader.records:
-            assert record.value  # raw bytes kept
+            assert record.value  # the raw bytes, unchanged
             assert record.headers["error"]
             assert record.headers["received_at"]
         await data_reader.poll_until(
@@ -174,14 +209,7 @@ async def test_malformed_frames_are_dead_lettered_and_neighbours_flow(
         )
         for records in data_reader.by_match().values():
             seqs = [r.decoded["seq"] for r in records if r.decoded]
-            assert seqs == sorted(seqs)
-        injected = simulator.get("/_sim/stats")
-        assert injected["malformed"], injected
-        dlq_total = sum(
-            daemon.metric("sportrix_ingester_dlq_records_total", stage=s)
-            for s in ("decode", "validate", "convert", "encode")
-        )
-        assert dlq_total >= len(dlq_reader.records) > 0
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "no good frame lost"
     finally:
         assert daemon.stop() == 0
         simulator.stop()
