@@ -9,6 +9,8 @@ finished and eight are live at different points of play (5% to 85% through).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from functools import partial
 
 from ingester.simulator.config import CRICKET_FIRST_ID, SOCCER_FIRST_ID
 from ingester.simulator.engines import CricketEngine, MatchEngine, MatchInfo, SoccerEngine
@@ -56,33 +58,45 @@ def build_catalogue(
     ``now`` is the wall-clock time stamped on the initial states; a scheduled match's
     ``start_time`` is when it will kick off at ``speed`` times real time.
     """
-    engines: list[MatchEngine] = []
-    for index in range(soccer):
-        match_id = SOCCER_FIRST_ID + index
-        rng = random.Random(f"{seed}:{match_id}")
-        competition, knockout, teams = rng.choice(_SOCCER_COMPETITIONS)
-        home, away = rng.sample(teams, 2)
-        info = MatchInfo(match_id, competition, home, away, now)
-        engines.append(SoccerEngine(info, rng, extra_time=knockout))
-    for index in range(cricket):
-        match_id = CRICKET_FIRST_ID + index
-        rng = random.Random(f"{seed}:{match_id}")
-        competition, fmt, teams = rng.choice(_CRICKET_COMPETITIONS)
-        home, away = rng.sample(teams, 2)
-        info = MatchInfo(match_id, competition, home, away, now)
-        engines.append(CricketEngine(info, rng, fmt=fmt))
-    for index, engine in enumerate(engines):
-        _set_starting_point(engine, index % 10, now, speed)
-    return engines
+    makers: list[Callable[[], MatchEngine]] = [
+        *(partial(_soccer, seed, SOCCER_FIRST_ID + index, now) for index in range(soccer)),
+        *(partial(_cricket, seed, CRICKET_FIRST_ID + index, now) for index in range(cricket)),
+    ]
+    return [_started(make, index % 10, now, speed) for index, make in enumerate(makers)]
 
 
-def _set_starting_point(engine: MatchEngine, slot: int, now: float, speed: float) -> None:
+def _soccer(seed: int, match_id: int, now: float) -> MatchEngine:
+    rng = random.Random(f"{seed}:{match_id}")
+    competition, knockout, teams = rng.choice(_SOCCER_COMPETITIONS)
+    home, away = rng.sample(teams, 2)
+    info = MatchInfo(match_id, competition, home, away, now)
+    return SoccerEngine(info, rng, extra_time=knockout)
+
+
+def _cricket(seed: int, match_id: int, now: float) -> MatchEngine:
+    rng = random.Random(f"{seed}:{match_id}")
+    competition, fmt, teams = rng.choice(_CRICKET_COMPETITIONS)
+    home, away = rng.sample(teams, 2)
+    info = MatchInfo(match_id, competition, home, away, now)
+    return CricketEngine(info, rng, fmt=fmt)
+
+
+def _started(make: Callable[[], MatchEngine], slot: int, now: float, speed: float) -> MatchEngine:
     """Scheduled (slot 7), finished (slot 9) or live part-way through (the rest)."""
+    engine = make()
     engine.publish_initial(now)
     if slot == 7:
         engine.next_delay = engine.rng.uniform(*_STARTS_IN_SECONDS)
         engine.data["start_time"] = iso_seconds(now + engine.next_delay / speed)
-        return
+        return engine
     target = 1.0 if slot == 9 else engine.rng.uniform(*_LIVE_PROGRESS)
     played = engine.fast_forward(target, now)
+    if engine.finished and slot != 9:
+        # It ended sooner than its format's nominal length (a chase won early): replay
+        # the same match to the same fraction of the changes it really took.
+        changes = int((engine.seq - 1) * target)
+        engine = make()
+        engine.publish_initial(now)
+        played = engine.fast_forward(1.0, now, changes)
     engine.data["start_time"] = iso_seconds(now - played / speed)
+    return engine

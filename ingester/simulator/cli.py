@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 from ingester.simulator.config import MALFORMED_KINDS, ApiKey, SimulatorConfig
 from ingester.simulator.server import Simulator
@@ -88,7 +89,7 @@ def _simulate(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ValueError as exc:
-        print(f"sportrix-ingester simulate: {exc}")
+        print(f"sportrix-ingester simulate: {exc}", file=sys.stderr)
         return 2
     asyncio.run(_serve(config))
     return 0

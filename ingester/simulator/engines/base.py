@@ -23,9 +23,9 @@ def iso_millis(epoch: float) -> str:
     global _last_stamp  # noqa: PLW0603 - a one-entry cache: a batch of steps shares its time
     cached_epoch, text = _last_stamp
     if epoch != cached_epoch:
-        whole = int(epoch)
+        whole, millis = divmod(round(epoch * 1000), 1000)
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        text = f"{prefix}.{int((epoch - whole) * 1000):03d}Z"
+        text = f"{prefix}.{millis:03d}Z"
         _last_stamp = (epoch, text)
     return text
 
@@ -110,14 +110,16 @@ class MatchEngine(ABC):
         self.next_delay = None if self.finished else delay
         return self.next_delay
 
-    def fast_forward(self, progress: float, now: float) -> float:
-        """Play every change until :meth:`progress` reaches ``progress`` (each bumps ``seq``).
+    def fast_forward(self, progress: float, now: float, changes: int | None = None) -> float:
+        """Play changes until :meth:`progress` reaches ``progress`` (each bumps ``seq``).
 
-        Only the final state is stamped with ``now``. Returns the simulated seconds played.
+        Stops after ``changes`` changes when given. Only the final state is stamped with
+        ``now``. Returns the simulated seconds played.
         """
         data = self.data
         played = 0.0
-        while not self.finished and self.progress() < progress:
+        last_seq = data["seq"] + changes if changes is not None else None
+        while not self.finished and self.progress() < progress and data["seq"] != last_seq:
             self.next_delay = self._advance()
             data["seq"] += 1
             played += self.next_delay
