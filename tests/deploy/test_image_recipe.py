@@ -356,7 +356,7 @@ def test_daemon_from_the_venv_serves_health_and_stops_on_sigterm(
         "INGESTER_DLQ_TOPIC": f"recipe-{tag}-dlq",
         "INGESTER_GROUP_ID": f"recipe-{tag}",
         "INGESTER_CONFIG_PARTITIONS": "1",
-        "INGESTER_CONFIG_REPLICATION_FACTOR": "1",
+        "INGESTER_REPLICATION_FACTOR": "1",
         "INGESTER_INSTANCE_ID": f"recipe-{tag}",
         "INGESTER_FLUSH_TIMEOUT": str(flush_timeout),
         "INGESTER_LOG_FORMAT": "json",
