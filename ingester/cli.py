@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen sub-command; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    # Operator commands show warnings only; the client library's transient retries (leader
+    # elections, topic creation) are noise here. ``run`` configures its own logging.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:
