@@ -289,11 +289,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args)
-    except ConfigError as exc:
-        print(f"sportrix-ingester: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings(args)
     scrubber = SecretScrubber()
     scrubber.add(settings.api_key.get_secret_value() if settings.api_key else None)
     with contextlib.suppress(OSError):
@@ -301,9 +297,4 @@ def _run(args: argparse.Namespace) -> int:
     with contextlib.suppress(OSError):
         scrubber.add(settings.read_sasl_password())
     configure_logging(settings.log_level, settings.log_format, scrubber)
-    try:
-        daemon = Daemon(settings, scrubber)
-    except ConfigError as exc:
-        print(f"sportrix-ingester: {exc}", file=sys.stderr)
-        return 2
-    return asyncio.run(daemon.run())
+    return asyncio.run(Daemon(settings, scrubber).run())

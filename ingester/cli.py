@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from ingester import __version__
+from ingester.settings import ConfigError
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -47,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         code: int = args.handler(args)
+    except ConfigError as exc:  # a start-up error: one line naming the setting
+        print(f"sportrix-ingester: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return code

@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from ingester.control.commands import CommandRejected, encode_command, parse_command
 from ingester.control.topics import ensure_topics
 from ingester.produce.kafka_client import client_kwargs
-from ingester.settings import KAFKA_FIELDS, ConfigError, Settings, add_setting_flags, load_settings
+from ingester.settings import KAFKA_FIELDS, Settings, add_setting_flags, load_settings
 
 __all__ = ["read_config_topic", "register", "write_commands"]
 
@@ -122,11 +122,7 @@ def _list(settings: Settings, status_urls: list[str]) -> int:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args)
-    except ConfigError as exc:
-        print(f"sportrix-ingester: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings(args)
     if args.verb == "list":
         return _list(settings, args.status_url or [])
     asyncio.run(write_commands(settings, args.verb, args.match_ids))

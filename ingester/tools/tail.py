@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from ingester.encode import DecodeFailed, Decoder
 from ingester.produce.kafka_client import client_kwargs
-from ingester.settings import KAFKA_FIELDS, ConfigError, Settings, add_setting_flags, load_settings
+from ingester.settings import KAFKA_FIELDS, Settings, add_setting_flags, load_settings
 
 __all__ = ["headline", "register", "tail"]
 
@@ -117,11 +117,7 @@ def _line(decoder: Decoder, value: bytes | None, as_json: bool) -> str:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args)
-    except ConfigError as exc:
-        print(f"sportrix-ingester: {exc}", file=sys.stderr)
-        return 2
+    settings = load_settings(args)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             tail(

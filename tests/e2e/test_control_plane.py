@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ingester.control.commands import MAX_COMMAND_BYTES, encode_command
-from tests.conftest import TopicFactory
 from tests.e2e.harness import (
     PYTHON,
     Daemon,
@@ -25,27 +24,10 @@ from tests.e2e.harness import (
 
 
 @pytest.fixture
-def topics(topic_factory: TopicFactory) -> Topics:
-    return Topics(topic_factory.name(), topic_factory.name(), topic_factory.name())
-
-
-@pytest.fixture
-def bootstrap(kafka: object) -> str:
-    return str(kafka.bootstrap_servers)  # type: ignore[attr-defined]
-
-
-@pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Simulator]:
     sim = Simulator(tmp_path, "--soccer", "40", "--cricket", "20", "--update-rate", "1")
     yield sim
     sim.stop()
-
-
-@pytest.fixture
-async def data_reader(bootstrap: str, topics: Topics) -> AsyncIterator[TopicReader]:
-    reader = TopicReader(bootstrap, topics.data)
-    yield reader
-    await reader.close()
 
 
 def all_ids(simulator: Simulator) -> list[int]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TopicFactory
 from tests.e2e.harness import (
     TEST_KEY,
     Daemon,
@@ -24,34 +23,10 @@ def auth_failures(daemon: Daemon) -> float:
 
 
 @pytest.fixture
-def topics(topic_factory: TopicFactory) -> Topics:
-    return Topics(topic_factory.name(), topic_factory.name(), topic_factory.name())
-
-
-@pytest.fixture
-def bootstrap(kafka: object) -> str:
-    return str(kafka.bootstrap_servers)  # type: ignore[attr-defined]
-
-
-@pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[Simulator]:
     sim = Simulator(tmp_path, "--update-rate", "5", "--speed", "20")
     yield sim
     sim.stop()
-
-
-@pytest.fixture
-async def data_reader(bootstrap: str, topics: Topics) -> AsyncIterator[TopicReader]:
-    reader = TopicReader(bootstrap, topics.data)
-    yield reader
-    await reader.close()
-
-
-@pytest.fixture
-async def dlq_reader(bootstrap: str, topics: Topics) -> AsyncIterator[TopicReader]:
-    reader = TopicReader(bootstrap, topics.dlq, decode=False)
-    yield reader
-    await reader.close()
 
 
 async def test_records_follow_the_config_topic_and_match_the_simulator(
