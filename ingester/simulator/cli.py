@@ -85,7 +85,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("ingester.simulator").setLevel(args.log_level)
     try:
         config = config_from_args(args)
     except ValueError as exc:
