@@ -65,6 +65,7 @@ class Daemon:
         self.buffer = RecordBuffer(settings.buffer_records)
         self.metrics.buffer_capacity.set(settings.buffer_records)
         self._codecs, self._prepare_codecs = build_codecs(settings)
+        self.metrics.prime_sports(self._codecs)
         self.processor = FrameProcessor(
             self.book,
             self._codecs,

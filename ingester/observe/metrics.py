@@ -6,11 +6,13 @@ alert rules and ``docs/runbook.md`` refer to these names; a test checks they agr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ingester import __version__
 
-__all__ = ["LATENCY_BUCKETS", "METRIC_NAMES", "Metrics"]
+__all__ = ["ERROR_CODES", "LATENCY_BUCKETS", "METRIC_NAMES", "Metrics"]
 
 #: Seconds; resolves single milliseconds up to minutes.
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -19,6 +21,15 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 _PREFIX = "sportrix_ingester_"
+
+#: The upstream's error codes (``sportrix-protocol.md``); others count as they come.
+ERROR_CODES = (
+    "sport_not_enabled",
+    "match_not_found",
+    "subscription_limit",
+    "invalid_message",
+    "rate_limited",
+)
 
 
 class Metrics:
@@ -148,8 +159,20 @@ class Metrics:
             self.subscriptions.labels(state=state)
         for stage in ("decode", "validate", "convert", "encode"):
             self.dlq_records.labels(stage=stage)
-        for result in ("applied", "rejected"):
+        for result in ("applied", "ignored", "rejected"):
             self.config_commands.labels(result=result)
+        for code in ERROR_CODES:
+            self.error_frames.labels(code=code)
+
+    def prime_sports(self, sports: Iterable[str]) -> None:
+        """Create the per-sport series of every sport the daemon has a schema for."""
+        for sport in sports:
+            for op in ("snapshot", "update"):
+                self.frames.labels(sport=sport, op=op)
+            self.records_produced.labels(sport=sport)
+            self.lag.labels(sport=sport)
+            self.seq_gaps.labels(sport=sport)
+            self.out_of_order.labels(sport=sport)
 
 
 #: Every family name exported (as it appears in the exposition, counters with ``_total``).
