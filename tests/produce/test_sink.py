@@ -13,6 +13,7 @@ from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 from ingester.produce.sink import KafkaSink
 from tests.conftest import TopicFactory
+from tests.e2e.harness import wait_for
 
 
 async def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, bytes]]:
@@ -89,10 +90,7 @@ async def test_sink_reports_unreachable_kafka_and_keeps_records(kafka: object) -
     task = asyncio.create_task(sink.run())
     try:
         await buffer.put(OutRecord(topic="x", key=b"1", value=b"v", headers=[], received_at=0.0))
-        deadline = time.monotonic() + 20
-        while sink.last_error is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert sink.last_error is not None
+        await wait_for(lambda: sink.last_error, "the sink to report the failure", 20)
         assert not sink.connected
         assert buffer.unacknowledged == 1  # nothing dropped
     finally:
