@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ingester.control.commands import MAX_COMMAND_BYTES, encode_command
+from tests.conftest import TopicFactory
 from tests.e2e.harness import (
     PYTHON,
     Daemon,
@@ -198,3 +199,16 @@ async def test_finished_matches_are_retired_from_the_config_topic(
         assert listed == {ids[1]}
     finally:
         assert daemon.stop() == 0
+
+
+async def test_a_config_topic_that_is_not_compacted_stops_start_up(
+    tmp_path: Path, bootstrap: str, topic_factory: TopicFactory, simulator: Simulator
+) -> None:
+    config = await topic_factory(partitions=2, config={"cleanup.policy": "delete"})
+    topics = Topics(topic_factory.name(), config, topic_factory.name())
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
+    code = await asyncio.to_thread(daemon.wait, 60)
+    assert code == 2
+    last_line = daemon.output().strip().splitlines()[-1]
+    assert "INGESTER_CONFIG_TOPIC" in last_line
+    assert "compact" in last_line
