@@ -31,6 +31,24 @@ def simulator(tmp_path: Path) -> Iterator[Simulator]:
     sim.stop()
 
 
+async def matches_list(bootstrap: str, config_topic: str, *extra: str) -> str:
+    """What ``sportrix-ingester matches list`` prints, run as an operator would."""
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*PYTHON, "matches", "list", *extra],
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "INGESTER_CONFIG_TOPIC": config_topic,
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
 def all_ids(simulator: Simulator) -> list[int]:
     return [m["match_id"] for m in simulator.get("/v1/matches")]
 
@@ -182,21 +200,16 @@ async def test_finished_matches_are_retired_from_the_config_topic(
         await wait_for(lambda: ids[0] not in daemon.match_states(), "the retirement", 30)
         assert daemon.metric("sportrix_ingester_retired_matches_total") == 1
         assert daemon.match_states().get(ids[1]) == "active"
-        listing = await asyncio.to_thread(
-            subprocess.run,
-            [*PYTHON, "matches", "list"],
-            env={
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "INGESTER_CONFIG_TOPIC": topics.config,
-                "PATH": "/usr/bin:/bin",
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        listed = {int(line) for line in listing.stdout.split() if line.isdigit()}
+        listing = await matches_list(bootstrap, topics.config)
+        listed = {int(line) for line in listing.split() if line.isdigit()}
         assert listed == {ids[1]}
+        live = await matches_list(
+            bootstrap, topics.config, "--status-url", f"http://127.0.0.1:{daemon.http_port}"
+        )
+        (row,) = [line.split() for line in live.splitlines() if line.strip()][1:]
+        assert row[0] == str(ids[1])
+        assert row[1] == "active"
+        assert row[-1] == daemon.instance_id
     finally:
         assert daemon.stop() == 0
 
