@@ -76,7 +76,13 @@ class Daemon:
             instance_id=settings.instance_id,
         )
         self.pool = UpstreamPool(
-            settings, self.book, self.processor, self.buffer, self.metrics, self._retire
+            settings,
+            self.book,
+            self.processor,
+            self.buffer,
+            self.metrics,
+            on_retire=self._retire,
+            read_key=self._read_api_key,
         )
         self.sink = KafkaSink(self.buffer, self.metrics, self._new_producer)
         self.config = ConfigConsumer(
@@ -105,6 +111,12 @@ class Daemon:
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=30_000,
         )
+
+    def _read_api_key(self) -> str | None:
+        """The key for the next connection (the file is re-read), registered as a secret."""
+        key = self.settings.read_api_key()
+        self._scrubber.add(key)
+        return key
 
     # -- control plane ---------------------------------------------------------------
 

@@ -31,7 +31,7 @@ class UpstreamPool:
     """Opens, closes and talks through upstream sessions as the book asks.
 
     ``on_retire`` receives the matches the book wants retired (the control plane writes
-    their ``remove`` command).
+    their ``remove`` command); ``read_key`` gives the API key at each connection attempt.
     """
 
     def __init__(
@@ -42,6 +42,7 @@ class UpstreamPool:
         buffer: RecordBuffer,
         metrics: Metrics,
         on_retire: Callable[[int], None],
+        read_key: Callable[[], str | None],
     ) -> None:
         self._settings = settings
         self._book = book
@@ -49,6 +50,7 @@ class UpstreamPool:
         self._buffer = buffer
         self._metrics = metrics
         self._on_retire = on_retire
+        self._read_key = read_key
         self._sessions: dict[int, UpstreamSession] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
@@ -81,6 +83,7 @@ class UpstreamPool:
             on_connected=self._book.connected,
             on_disconnected=self._book.disconnected,
             execute=self.execute,
+            read_key=self._read_key,
         )
         self._sessions[index] = session
         self._tasks[index] = asyncio.create_task(session.run(), name=f"upstream-{index}")

@@ -80,6 +80,7 @@ class UpstreamSession:
         on_connected: Callable[[int], list[Action]],
         on_disconnected: Callable[[int], None],
         execute: Callable[[list[Action]], None],
+        read_key: Callable[[], str | None],
     ) -> None:
         self.index = index
         self.state = ConnectionState.CONNECTING
@@ -92,6 +93,7 @@ class UpstreamSession:
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._execute = execute
+        self._read_key = read_key
         self._backoff = Backoff(
             base=settings.backoff_base,
             cap=settings.backoff_cap,
@@ -144,7 +146,11 @@ class UpstreamSession:
     async def _connect_and_read(self) -> None:
         self.state = ConnectionState.CONNECTING
         settings = self._settings
-        key = settings.read_api_key() if settings.api_key or settings.api_key_file else None
+        try:
+            key = self._read_key()
+        except OSError as exc:
+            self.auth_rejected = True
+            raise _Disconnect("auth_failed", f"SPORTRIX_API_KEY_FILE unreadable: {exc}") from None
         headers = {"X-API-Key": key} if key else {}
         try:
             websocket = await connect(
