@@ -303,6 +303,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
+    if settings.api_key is None and settings.api_key_file is None:
+        raise ConfigError("missing setting SPORTRIX_API_KEY (or SPORTRIX_API_KEY_FILE)")
     scrubber = SecretScrubber()
     scrubber.add(settings.api_key.get_secret_value() if settings.api_key else None)
     with contextlib.suppress(OSError):

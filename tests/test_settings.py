@@ -79,6 +79,20 @@ def test_run_exits_2_with_one_line_and_never_echoes_the_key(tmp_path: Path) -> N
     assert secret not in result.stderr + result.stdout
 
 
+def test_run_without_a_key_exits_2_naming_it() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ingester", "run"],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "SPORTRIX_API_KEY" in result.stderr.strip()
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_the_api_key_file_is_read_each_time(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text("first\n")
