@@ -6,7 +6,9 @@ past the producer's own retries, a fatal idempotence error such as the
 ``OutOfOrderSequenceNumber`` an aiokafka producer can get stuck on after an outage), the
 producer is closed and rebuilt with backoff, and the records not acknowledged are sent
 again, in their original order. Per-match order therefore holds across retries; a record
-whose acknowledgement was lost may be written twice (at-least-once), never dropped.
+whose acknowledgement was lost may be written twice (at-least-once), never dropped, except
+a record Kafka refuses for good (larger than the broker accepts, corrupt): that one is
+logged, counted in ``produce_errors_total`` and skipped, so it cannot stall every match.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+)
 
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import OutRecord
@@ -30,6 +38,13 @@ __all__ = ["KafkaSink"]
 log = logging.getLogger(__name__)
 
 _BATCH_LIMIT = 2000
+#: Errors that no retry can fix for that one record; retrying would stall every match.
+_UNWRITABLE = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    CorruptRecordException,
+    InvalidTopicError,
+)
 _PROBE_INTERVAL = 5.0
 
 
@@ -107,33 +122,52 @@ class KafkaSink:
 
     async def _send(self, producer: AIOKafkaProducer, records: list[OutRecord]) -> list[OutRecord]:
         """Send ``records``; return those Kafka did not acknowledge, in order."""
-        futures: list[asyncio.Future[Any]] = []
+        sent: list[tuple[OutRecord, asyncio.Future[Any]]] = []
+        unsent: list[OutRecord] = []
         send_error: Exception | None = None
-        for record in records:
+        for index, record in enumerate(records):
             try:
-                futures.append(
-                    await producer.send(
-                        record.topic, record.value, key=record.key, headers=record.headers
-                    )
+                future = await producer.send(
+                    record.topic, record.value, key=record.key, headers=record.headers
                 )
+            except _UNWRITABLE as exc:
+                self._drop(record, exc)
+                continue
             except Exception as exc:
                 send_error = exc
+                unsent = records[index:]
                 break
-        results = await asyncio.gather(*futures, return_exceptions=True)
+            sent.append((record, future))
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
         now = time.time()
         failed: list[OutRecord] = []
-        for record, result in zip(records, results, strict=False):
-            if isinstance(result, BaseException):
+        error: BaseException | None = send_error
+        for (record, _), result in zip(sent, results, strict=True):
+            if isinstance(result, _UNWRITABLE):
+                self._drop(record, result)
+            elif isinstance(result, BaseException):
                 self._count_error(result)
                 failed.append(record)
+                error = error or result
             else:
                 self._acknowledged(record, now)
         if send_error is not None:
             self._count_error(send_error)
-            failed.extend(records[len(futures) :])
-        if failed:
-            self._mark_down(send_error or next(r for r in results if isinstance(r, BaseException)))
+        failed.extend(unsent)
+        if error is not None:
+            self._mark_down(error)
         return failed
+
+    def _drop(self, record: OutRecord, error: BaseException) -> None:
+        """A record Kafka will never take (too large, corrupt): count it, say so, move on."""
+        self._count_error(error)
+        log.error(
+            "record dropped: Kafka refuses it for good (%s); topic %s, key %s, %d bytes",
+            type(error).__name__,
+            record.topic,
+            (record.key or b"-").decode(errors="replace"),
+            len(record.value),
+        )
 
     def _acknowledged(self, record: OutRecord, now: float) -> None:
         metrics = self._metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
@@ -96,3 +97,39 @@ async def test_sink_reports_unreachable_kafka_and_keeps_records(kafka: object) -
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_record_kafka_refuses_for_good_is_dropped_and_counted_not_retried(
+    kafka: object, topic_factory: TopicFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    topic = await topic_factory(partitions=1, config={"max.message.bytes": "100000"})
+    metrics = Metrics(CollectorRegistry())
+    buffer = RecordBuffer(capacity=10)
+    sink = KafkaSink(
+        buffer,
+        metrics,
+        lambda: AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024
+        ),
+    )
+    task = asyncio.create_task(sink.run())
+    values = [b"before", b"x" * 300_000, b"after"]
+    try:
+        for n, value in enumerate(values):
+            await buffer.put(
+                OutRecord(
+                    topic=topic, key=str(n).encode(), value=value, headers=[], received_at=0.0
+                )
+            )
+        await asyncio.wait_for(buffer.drained(), 30)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    seen = await read_all(bootstrap, topic, 2)
+    assert [v for _, v in seen] == [b"before", b"after"]
+    errors = metrics.registry.get_sample_value(
+        "sportrix_ingester_produce_errors_total", {"error": "MessageSizeTooLargeError"}
+    )
+    assert errors == 1
+    assert any("record dropped" in r.getMessage() for r in caplog.records)
