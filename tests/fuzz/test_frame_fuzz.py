@@ -1,0 +1,235 @@
+"""Fuzzing the whole frame path: ``FrameProcessor.process`` on mutated protocol frames.
+
+Hypothesis builds protocol-shaped frames (the contract's soccer and cricket examples inside a
+``snapshot``/``update``/``error`` envelope), mutates them (wrong types, missing keys, huge
+strings, deep nesting, NaN, numbers out of range, non-UTF-8 bytes, truncation) and feeds the
+bytes through the real processor with the real codecs. Every message must end as exactly one
+of the outcomes the tolerance table allows: a decodable record on the data topic, a dead
+letter with a known stage and the raw bytes kept, or a counted skip (unknown ``op``, a match
+not followed here, an ``error`` frame). Never an exception, and never the converter's
+"failed unexpectedly" path (that is a bug caught by the safety net, not a classification).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+
+from ingester.codecs import build_codecs, classify_error
+from ingester.convert.samples import protocol_example
+from ingester.encode import Decoder
+from ingester.observe.metrics import Metrics
+from ingester.pipeline import FrameProcessor
+from ingester.settings import load_settings
+from ingester.upstream.subscriptions import SubscriptionBook
+
+FOLLOWED = (protocol_example("soccer")["match_id"], protocol_example("cricket")["match_id"])
+NOW = 1_800_000_000.0
+STAGES = {b"decode", b"validate", b"convert", b"encode"}
+CODECS, _ = build_codecs(load_settings())
+DECODER = Decoder()
+
+
+class _Errors(logging.Handler):
+    """Collects ERROR records of the ``ingester`` loggers (an unexpected converter failure)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def errors() -> Iterator[_Errors]:
+    handler = _Errors()
+    logger = logging.getLogger("ingester")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def _processor() -> tuple[FrameProcessor, Metrics]:
+    metrics = Metrics(CollectorRegistry())
+    book = SubscriptionBook(per_connection=10, max_matches=100, refused_retry=60.0)
+    for match_id in FOLLOWED:
+        book.follow(match_id)
+    book.connected(0)
+    return FrameProcessor(book, CODECS, classify_error, metrics, "scores", "dlq", "fuzz"), metrics
+
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30)
+    | st.sampled_from(["", "snapshot", "update", "2026-11-28T16:03:12.120Z", "2026-02-30T25:00Z"])
+    | st.builds(lambda n: "x" * n, st.sampled_from([10_000, 200_000, 1_000_000]))
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+def _containers(value: Any, found: list[Any]) -> list[Any]:
+    if isinstance(value, dict | list):
+        found.append(value)
+        for child in value.values() if isinstance(value, dict) else value:
+            _containers(child, found)
+    return found
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for level in range(depth):
+        value = [value] if level % 2 else {"n": value}
+    return value
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> bytes:
+    """A protocol-shaped frame, mutated at the JSON level and then maybe at the byte level."""
+    sport = draw(st.sampled_from(["soccer", "cricket"]))
+    data: Any = protocol_example(sport)
+    if draw(st.booleans()):
+        data["match_id"] = draw(st.sampled_from([*FOLLOWED, 7, 0, -1]))
+    if draw(st.integers(min_value=0, max_value=8)) == 0:
+        data["sport"] = draw(st.sampled_from(["curling", "SOCCER", "", "soccer", "cricket"]))
+    envelope: Any = {
+        "op": draw(st.sampled_from(["snapshot", "update", "error", "score_push", ""])),
+        "match_id": data["match_id"],
+        "data": data,
+    }
+    if envelope["op"] == "error":
+        envelope["code"] = draw(st.sampled_from(["sport_not_enabled", "rate_limited", "odd"]))
+        envelope["error"] = draw(st.text(max_size=40))
+    for _ in range(draw(st.integers(min_value=0, max_value=5))):
+        target = draw(st.sampled_from(_containers(envelope, [])))
+        action = draw(st.sampled_from(["delete", "replace", "add", "nest"]))
+        if isinstance(target, dict) and target:
+            key = draw(st.sampled_from(sorted(target)))
+            if action == "delete":
+                del target[key]
+            elif action == "replace":
+                target[key] = draw(VALUES)
+            elif action == "nest":
+                target[key] = _nested(draw(st.integers(min_value=10, max_value=120)))
+            else:
+                target[draw(st.text(max_size=8))] = draw(VALUES)
+        elif isinstance(target, list) and target:
+            index = draw(st.integers(min_value=0, max_value=len(target) - 1))
+            if action == "delete":
+                del target[index]
+            else:
+                target[index] = draw(VALUES)
+    if draw(st.integers(min_value=0, max_value=30)) == 0:
+        envelope = draw(VALUES)
+    # json (not orjson) so NaN/Infinity and surrogates end up on the wire as a server might
+    # send them; ensure_ascii=False keeps real UTF-8 to be broken below.
+    raw = json.dumps(envelope, allow_nan=True, ensure_ascii=draw(st.booleans()))
+    encoded = raw.encode("utf-8", errors="surrogatepass")
+    mutation = draw(st.sampled_from(["none"] * 6 + ["truncate", "bytes", "deep"]))
+    if mutation == "truncate" and encoded:
+        encoded = encoded[: draw(st.integers(min_value=0, max_value=len(encoded) - 1))]
+    elif mutation == "bytes":
+        position = draw(st.integers(min_value=0, max_value=len(encoded)))
+        junk = draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00", b"\xfe\xff"]))
+        encoded = encoded[:position] + junk + encoded[position:]
+    elif mutation == "deep":
+        depth = draw(st.sampled_from([200, 1024, 5000]))
+        encoded = b'{"op":"update","match_id":%d,"data":%s%s}' % (
+            FOLLOWED[0],
+            b"[" * depth,
+            b"]" * depth,
+        )
+    return encoded
+
+
+def _outcomes(metrics: Metrics) -> float:
+    """How many messages the processor has accounted for, any way."""
+    total = 0.0
+    for family in metrics.registry.collect():
+        if family.name in (
+            "sportrix_ingester_dlq_records",
+            "sportrix_ingester_skipped_frames",
+            "sportrix_ingester_error_frames",
+        ):
+            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return total
+
+
+@settings(
+    max_examples=600,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(messages=st.lists(frames(), min_size=1, max_size=4))
+def test_every_frame_is_a_record_a_dead_letter_or_a_counted_skip(
+    messages: list[bytes], errors: _Errors
+) -> None:
+    processor, metrics = _processor()
+    errors.records.clear()
+    records = 0
+    for raw in messages:
+        before = _outcomes(metrics)
+        record, actions = processor.process(raw, NOW, 1.0)
+        assert isinstance(actions, list)
+        accounted = _outcomes(metrics) - before
+        if record is None:
+            assert accounted == 1, f"a skip must be counted once: {raw[:200]!r}"
+            continue
+        headers = dict(record.headers)
+        if record.topic == "dlq":
+            assert accounted == 1
+            assert headers["stage"] in STAGES, headers
+            assert record.value == raw, "a dead letter keeps the raw bytes"
+            assert b"\n" not in headers["error"]
+            assert len(headers["error"]) <= 512 * 4
+        else:
+            assert record.topic == "scores"
+            assert accounted == 0
+            records += 1
+            decoded = DECODER.decode(record.value).record
+            assert record.key == str(decoded["match_id"]).encode()
+            assert decoded["match_id"] in FOLLOWED
+            assert headers["sport"] == decoded["sport"].encode()
+            for value in (decoded.get("seq"), decoded.get("updated_at")):
+                assert not (isinstance(value, float) and math.isnan(value))
+    unexpected = [r.getMessage() for r in errors.records]
+    assert not unexpected, f"a frame reached the converter's unexpected-failure net: {unexpected}"
+
+
+def test_the_strategies_reach_every_outcome() -> None:
+    """The fuzzer is not blind: its frames produce records, each stage and each skip."""
+    processor, metrics = _processor()
+    seen: set[str] = set()
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(frames())
+    def run(raw: bytes) -> None:
+        record, _ = processor.process(raw, NOW, 1.0)
+        if record is None:
+            seen.add("skip")
+        elif record.topic == "dlq":
+            seen.add(dict(record.headers)["stage"].decode())
+        else:
+            seen.add("record")
+
+    run()
+    assert {"record", "skip", "decode", "validate", "convert"} <= seen, seen
