@@ -217,7 +217,7 @@ def test_every_frame_is_a_record_a_dead_letter_or_a_counted_skip(
 
 def test_the_strategies_reach_every_outcome() -> None:
     """The fuzzer is not blind: its frames produce records, each stage and each skip."""
-    processor, metrics = _processor()
+    processor, _ = _processor()
     seen: set[str] = set()
 
     @settings(max_examples=400, deadline=None, database=None)
