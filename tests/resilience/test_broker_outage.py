@@ -1,0 +1,203 @@
+"""Kafka goes away under the running daemon (a broker of these tests' own; slow)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from ingester.localkafka import LocalKafka
+from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, add_matches, wait_for
+from tests.resilience.ledger import (
+    frames_sent,
+    ledgers,
+    read_all,
+    received,
+    report,
+    rss_kib,
+    sent,
+    settle,
+    total,
+)
+
+
+def _topics(name: str) -> Topics:
+    stamp = f"{name}-{time.monotonic_ns()}"
+    return Topics(f"{stamp}-data", f"{stamp}-config", f"{stamp}-dlq")
+
+
+async def test_broker_stopped_15s_every_received_frame_lands_once_in_order(  # noqa: PLR0915
+    tmp_path: Path, outage_kafka: LocalKafka
+) -> None:
+    bootstrap = outage_kafka.bootstrap_servers
+    topics = _topics("outage15")
+    simulator = Simulator(tmp_path, "--update-rate", "10")
+    matches = simulator.matches("soccer")[:4] + simulator.matches("cricket")[:2]
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
+    reader = TopicReader(bootstrap, topics.data)
+    try:
+        await daemon.wait_ready()
+        await add_matches(bootstrap, topics.config, matches)
+        await daemon.wait_active(matches)
+        await wait_for(
+            lambda: total(daemon, "sportrix_ingester_records_produced_total") >= 100,
+            "records flowing",
+        )
+        before = received(daemon)
+        outage_kafka.stop()
+        down_at = time.monotonic()
+        await asyncio.sleep(15)  # the fault: Kafka is gone for 15 s
+        during = {
+            "buffered": daemon.metric("sportrix_ingester_buffered_records"),
+            "ready": daemon.get("/readyz")[0],
+            "received_during": received(daemon) - before,
+        }
+        outage_kafka.start_again()
+        up_at = time.monotonic()
+        await wait_for(
+            lambda: daemon.metric("sportrix_ingester_buffered_records") < 50,
+            "the backlog to drain",
+            90,
+        )
+        drained_after = time.monotonic() - up_at
+        await daemon.wait_ready(60)
+        ready_after = time.monotonic() - up_at
+        await settle(simulator, daemon, matches)
+        sent_frames = frames_sent(simulator, matches)
+        got = received(daemon)
+        assert got == sum(sent_frames.values()), "no upstream fault: received == sent"
+        await read_all(reader, int(got), f"{got:.0f} records")
+        books = ledgers(reader.records)
+        duplicates = sum(b.duplicates for b in books.values())
+        report(
+            "broker down 15 s",
+            books,
+            downtime=round(up_at - down_at, 1),
+            received=got,
+            **during,
+            drained_after_s=round(drained_after, 1),
+            ready_after_s=round(ready_after, 1),
+            duplicates=duplicates,
+            rebuilds=daemon.metric("sportrix_ingester_producer_rebuilds_total"),
+        )
+        assert during["ready"] == 503, "Kafka down: not ready"
+        assert during["received_during"] > 0, "the upstream kept being read while buffering"
+        assert set(books) == set(matches)
+        stats = sent(simulator, matches)
+        rebuilt = daemon.metric("sportrix_ingester_producer_rebuilds_total") > 0
+        for match_id, book in books.items():
+            assert book.frames[0][0] == "snapshot"
+            assert len(book.unique) == sent_frames[match_id], (match_id, "every frame once")
+            assert book.snapshots() == stats[match_id]["snapshots_sent"]
+            assert book.last_seq == stats[match_id]["last_seq"]
+            assert not book.gaps(), (match_id, book.gaps()[:3])
+            assert not book.out_of_order(), (match_id, book.out_of_order()[:3])
+        # At-least-once: a re-send after a lost acknowledgement may repeat a record. While one
+        # producer outlives the outage its idempotence makes the broker drop such repeats;
+        # only a rebuilt producer (a new producer id) can write one twice, at most what was
+        # in flight then (the buffer).
+        if rebuilt:
+            assert duplicates <= during["buffered"], duplicates
+        else:
+            assert duplicates == 0, "one idempotent producer throughout: exactly once"
+    finally:
+        await reader.close()
+        if not outage_kafka.running:
+            outage_kafka.start_again()
+        assert daemon.stop() == 0
+        simulator.stop()
+
+
+async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_latest_state(  # noqa: PLR0915
+    tmp_path: Path, outage_kafka: LocalKafka
+) -> None:
+    bootstrap = outage_kafka.bootstrap_servers
+    topics = _topics("outage-long")
+    simulator = Simulator(tmp_path, "--update-rate", "20")
+    matches = simulator.matches("soccer")[:4] + simulator.matches("cricket")[:2]
+    capacity = 300
+    daemon = Daemon(
+        tmp_path,
+        bootstrap,
+        simulator.url,
+        topics,
+        INGESTER_BUFFER_RECORDS=str(capacity),
+        INGESTER_IDLE_TIMEOUT="31",
+    )
+    reader = TopicReader(bootstrap, topics.data)
+    try:
+        await daemon.wait_ready()
+        await add_matches(bootstrap, topics.config, matches)
+        await daemon.wait_active(matches)
+        await wait_for(
+            lambda: total(daemon, "sportrix_ingester_records_produced_total") >= 100,
+            "records flowing",
+        )
+        rss_before = rss_kib(daemon.proc.pid)
+        outage_kafka.stop()
+        down_at = time.monotonic()
+        await wait_for(
+            lambda: daemon.metric("sportrix_ingester_upstream_paused") == 1,
+            "reading from the upstream to pause",
+            30,
+        )
+        paused_after = time.monotonic() - down_at
+        buffered, rss = [], []
+        while time.monotonic() - down_at < 45:  # the fault: Kafka gone for 45 s
+            buffered.append(daemon.metric("sportrix_ingester_buffered_records"))
+            rss.append(rss_kib(daemon.proc.pid))
+            await asyncio.sleep(0.5)
+        paused_at_end = daemon.metric("sportrix_ingester_upstream_paused")
+        reconnects_during = total(daemon, "sportrix_ingester_upstream_reconnects_total")
+        outage_kafka.start_again()
+        up_at = time.monotonic()
+        await wait_for(
+            lambda: daemon.metric("sportrix_ingester_upstream_paused") == 0,
+            "reading to resume",
+            60,
+        )
+        resumed_after = time.monotonic() - up_at
+        await daemon.wait_ready(60)
+        await daemon.wait_active(matches, 60)
+        await settle(simulator, daemon, matches, 90)
+        got = received(daemon)
+        await read_all(reader, 1, "records")
+        stats = sent(simulator, matches)
+        await reader.poll_until(
+            lambda rs: (
+                all(b.last_seq == stats[m]["last_seq"] for m, b in ledgers(rs).items())
+                and set(ledgers(rs)) == set(matches)
+            ),
+            "every match's last state",
+        )
+        books = ledgers(reader.records)
+        lost = sum(frames_sent(simulator, matches).values()) - sum(
+            len(b.unique) for b in books.values()
+        )
+        report(
+            "broker down 45 s, buffer 300",
+            books,
+            paused_after_s=round(paused_after, 1),
+            max_buffered=max(buffered),
+            rss_before_kib=rss_before,
+            rss_max_kib=max(rss),
+            paused_at_end=paused_at_end,
+            reconnects_during=reconnects_during,
+            resumed_after_s=round(resumed_after, 1),
+            received=got,
+            frames_not_in_topic=lost,
+        )
+        assert max(buffered) <= capacity, "the buffer never holds more than its capacity"
+        assert paused_at_end == 1, "still paused while Kafka is down"
+        assert max(rss) - rss_before < 64 * 1024, "memory stays bounded while Kafka is down"
+        for match_id, book in books.items():
+            assert book.last_seq == stats[match_id]["last_seq"], "latest state in the topic"
+            assert not book.out_of_order(), (match_id, book.out_of_order()[:3])
+            # a gap may only end at a snapshot (a replaced connection), never inside a run
+            assert not book.gaps(), (match_id, book.gaps()[:3])
+    finally:
+        await reader.close()
+        if not outage_kafka.running:
+            outage_kafka.start_again()
+        assert daemon.stop() == 0
+        simulator.stop()
