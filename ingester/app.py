@@ -312,4 +312,34 @@ def _run(args: argparse.Namespace) -> int:
     with contextlib.suppress(OSError):
         scrubber.add(settings.read_sasl_password())
     configure_logging(settings.log_level, settings.log_format, scrubber)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_LibraryRepeats())
     return asyncio.run(Daemon(settings, scrubber).run())
+
+
+class _LibraryRepeats(logging.Filter):
+    """Lets an aiokafka message through once per ``window`` seconds, not once per retry.
+
+    While a broker is down, aiokafka logs "Unable connect to node ..." and "Unable to update
+    metadata ..." in a loop with no backoff (thousands of lines a second); with a wrong
+    password or an untrusted CA it logs the same refusal on every attempt. The first line
+    names the cause; its repeats say nothing new.
+    """
+
+    def __init__(self, window: float = 300.0) -> None:
+        super().__init__()
+        self._window = window
+        self._last: dict[tuple[str, int, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka"):
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._window:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        return True
