@@ -7,11 +7,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from aiokafka.errors import KafkaConnectionError
+
 from ingester.upstream.backoff import Backoff
 
 __all__ = ["Fatal", "Supervisor"]
 
 log = logging.getLogger(__name__)
+
+_UNREACHABLE = (KafkaConnectionError,)
 
 
 class Fatal(Exception):
@@ -63,6 +67,12 @@ class Supervisor:
                 if not self.fatal.done():
                     self.fatal.set_result(exc)
                 return
+            except _UNREACHABLE as exc:
+                # Kafka not answering (or refusing the credentials) is not a bug: no traceback,
+                # and the client library's own line names the cause.
+                error = f"{type(exc).__name__}: {exc}"
+                if self._last_error.get(name) != error:
+                    log.warning("%s cannot reach Kafka yet (%s); retrying", name, error)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if self._last_error.get(name) != error:
