@@ -187,6 +187,9 @@ async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_l
             received=got,
             frames_not_in_topic=lost,
         )
+        log_lines = len(daemon.output().splitlines())
+        print(f"   daemon log lines over the whole test: {log_lines}")
+        assert log_lines < 1000, "an outage must not flood the log (one line per retry)"
         assert max(buffered) <= capacity, "the buffer never holds more than its capacity"
         assert paused_at_end == 1, "still paused while Kafka is down"
         assert max(rss) - rss_before < 64 * 1024, "memory stays bounded while Kafka is down"
