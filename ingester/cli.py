@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ingester.tools.demo",
     "ingester.localkafka.cli",
     "ingester.simulator.cli",
+    "ingester.bench",
 )
 
 

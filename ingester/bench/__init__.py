@@ -1,0 +1,61 @@
+"""``sportrix-ingester bench``: the ingester measured from the outside against its ceilings.
+
+Starts Kafka (or uses ``--kafka``/``KAFKA_BOOTSTRAP_SERVERS``), the simulator and the daemon
+as separate processes, drives a scenario and writes ``bench-<scenario>.json``, ``.md`` and
+``.png`` to ``--out``. See ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``bench`` sub-command."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark the ingester against its ceilings (Kafka, simulator, daemon)",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    add = parser.add_argument
+    add("scenario", nargs="?", choices=("throughput", "scale"), default="throughput")
+    add("--out", type=Path, default=Path("bench-results"), help="output directory")
+    add("--soccer", type=int, default=800, help="soccer matches in the simulator (800)")
+    add("--cricket", type=int, default=200, help="cricket matches in the simulator (200)")
+    add("--matches", type=int, default=0, help="matches followed (default: every live one)")
+    add("--update-rate", type=float, default=25.0, help="frames/s per match (25)")
+    add("--warmup", type=float, default=5.0, help="seconds before measuring (5)")
+    add("--duration", type=float, default=20.0, help="seconds measured (20)")
+    add("--seed", type=int, default=1, help="simulator seed (1)")
+    add("--max-subscriptions", type=int, default=500, help="simulator cap per connection")
+    add("--per-connection", type=int, default=500, help="daemon matches per connection")
+    add("--partitions", type=int, default=12, help="data topic partitions (12)")
+    add("--no-ceilings", dest="ceilings", action="store_false", help="skip the ceilings")
+    add("--ceiling-seconds", type=float, default=5.0, help="seconds per producer ceiling")
+    add("--drops", type=int, default=3, help="scale: mass disconnects (3)")
+    add("--drop-mode", choices=("close", "abrupt"), default="abrupt")
+    add("--kafka", help="bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else LocalKafka)")
+    add("--profile", action="store_true", help="py-spy the daemon (profile.txt)")
+    add(
+        "--daemon-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra setting for the daemon (repeatable)",
+    )
+    parser.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from ingester.bench.report import markdown
+    from ingester.bench.scenarios import Options, run
+
+    values = {k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__}
+    values["daemon_env"] = dict(item.split("=", 1) for item in args.daemon_env)
+    result = run(Options(**values))
+    print(markdown(result), end="")
+    print(f"results in {args.out}/bench-{args.scenario}.json|.md|.png")
+    return 0

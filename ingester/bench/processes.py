@@ -1,0 +1,148 @@
+"""Child processes for the benchmark (simulator, daemon) and what /proc says about them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Child",
+    "SimulatorProcess",
+    "cpu_seconds",
+    "free_port",
+    "http_get",
+    "memory_mb",
+    "metric_value",
+    "wait_until",
+]
+
+PYTHON = [sys.executable, "-m", "ingester"]
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(url: str, timeout: float = 5.0) -> bytes:
+    """The body of ``GET url`` (raises ``OSError`` on failure or a non-200 answer)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        body: bytes = response.read()
+        return body
+
+
+def metric_value(metrics_text: str, name: str, labels: str = "") -> float | None:
+    """One sample of a Prometheus text exposition, e.g. ``labels='state="active"'``."""
+    pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" ([0-9.eE+-]+)$"
+    match = re.search(pattern, metrics_text, re.MULTILINE)
+    return float(match[1]) if match else None
+
+
+def wait_until(probe: Any, what: str, timeout: float, interval: float = 0.1) -> Any:
+    """Call ``probe()`` until it returns something truthy; ``TimeoutError`` naming ``what``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        result = probe()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of ``pid`` so far (``/proc/<pid>/stat``)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """``(VmRSS, VmHWM)`` of ``pid`` in MB: resident now and its peak."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+class Child:
+    """``python -m ingester ARGS`` with its output in a log file; stopped with SIGTERM."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self._out = log.open("ab")
+        self.proc = subprocess.Popen(
+            [*PYTHON, *args],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        """The process id (the Python interpreter itself)."""
+        return self.proc.pid
+
+    def check_alive(self) -> None:
+        """Raise ``RuntimeError`` with the log's tail when the process has exited."""
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.log.name} exited with {self.proc.returncode}:\n{tail}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then SIGKILL the process group after ``timeout``; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._out.close()
+        return self.proc.returncode
+
+
+class SimulatorProcess(Child):
+    """``sportrix-ingester simulate`` on a free loopback port, waited on until it serves."""
+
+    def __init__(self, log: Path, key: str, args: list[str]) -> None:
+        self.port = free_port()
+        super().__init__(
+            ["simulate", "--host", "127.0.0.1", "--port", str(self.port), "--api-key", key,
+             "--log-level", "WARNING", *args],
+            log,
+        )  # fmt: skip
+        self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
+        self.catalogue: list[dict[str, Any]] = wait_until(self._catalogue, "the simulator", 60)
+
+    def _catalogue(self) -> list[dict[str, Any]] | None:
+        self.check_alive()
+        try:
+            listing: list[dict[str, Any]] = json.loads(self.get_raw("/v1/matches"))
+        except OSError:
+            return None
+        return listing
+
+    def get_raw(self, path: str) -> bytes:
+        """``GET path`` on the simulator's HTTP side."""
+        return http_get(f"http://127.0.0.1:{self.port}{path}", 30)
+
+    def frames_sent(self) -> int:
+        """Frames written to every connection so far (``/_sim/stats``)."""
+        stats = json.loads(self.get_raw("/_sim/stats"))
+        return int(sum(stats["frames_sent"]["by_op"].values()))

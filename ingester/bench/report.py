@@ -1,0 +1,138 @@
+"""Turning a run's measurements into numbers, a Markdown table and a PNG."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ingester.bench.topic import Appended
+
+__all__ = ["lag_summary", "markdown", "percentile", "plot", "timeline"]
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` quantile of sorted ``values`` (nearest rank); 0 when empty."""
+    if not values:
+        return 0.0
+    rank = max(0, math.ceil(fraction * len(values)) - 1)
+    return float(values[rank])
+
+
+def lag_summary(records: Sequence[Appended], start_ms: int, end_ms: int) -> dict[str, Any]:
+    """Records appended in ``[start_ms, end_ms)``: count, rate and lag percentiles (ms)."""
+    lags = sorted(
+        r.append_ms - r.updated_ms
+        for r in records
+        if start_ms <= r.append_ms < end_ms and r.updated_ms is not None
+    )
+    count = sum(1 for r in records if start_ms <= r.append_ms < end_ms)
+    return {
+        "records": count,
+        "records_per_s": count / ((end_ms - start_ms) / 1000) if end_ms > start_ms else 0.0,
+        "lag_ms": {
+            "p50": percentile(lags, 0.50),
+            "p95": percentile(lags, 0.95),
+            "p99": percentile(lags, 0.99),
+            "max": float(lags[-1]) if lags else 0.0,
+        },
+    }
+
+
+def timeline(records: Sequence[Appended], start_ms: int, end_ms: int) -> list[dict[str, float]]:
+    """Per second from ``start_ms``: records appended and their lag p50/p99/max (ms)."""
+    seconds = max(1, (end_ms - start_ms) // 1000)
+    buckets: list[list[int]] = [[] for _ in range(seconds)]
+    for r in records:
+        index = (r.append_ms - start_ms) // 1000
+        if 0 <= index < seconds and r.updated_ms is not None:
+            buckets[index].append(r.append_ms - r.updated_ms)
+    rows = []
+    for index, lags in enumerate(buckets):
+        lags.sort()
+        rows.append(
+            {
+                "t": float(index),
+                "records": float(len(lags)),
+                "lag_p50_ms": percentile(lags, 0.5),
+                "lag_p99_ms": percentile(lags, 0.99),
+                "lag_max_ms": float(lags[-1]) if lags else 0.0,
+            }
+        )
+    return rows
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """A Markdown table of one run's headline numbers."""
+    scenario = result["scenario"]
+    rows: list[tuple[str, str]] = [
+        (
+            "scenario",
+            f"{scenario['name']}: {result['followed']} matches x {scenario['update_rate']:g} "
+            f"frames/s, {scenario['duration']:g} s after {scenario['warmup']:g} s warm-up",
+        )
+    ]
+    ingester = result.get("ingester")
+    if ingester:
+        lag = ingester["lag_ms"]
+        rows += [
+            ("frames/s sent (simulator)", f"{ingester['frames_per_s']:,.0f}"),
+            ("records/s appended (topic)", f"{ingester['records_per_s']:,.0f}"),
+            (
+                "lag p50 / p95 / p99 / max (ms)",
+                f"{lag['p50']:.0f} / {lag['p95']:.0f} / {lag['p99']:.0f} / {lag['max']:.0f}",
+            ),
+            ("ingester CPU s per 1,000 frames", f"{ingester['cpu_s_per_1000_frames']:.3f}"),
+            ("ingester CPU utilisation", f"{ingester['cpu_utilisation']:.0%}"),
+            ("ingester peak RSS (MB)", f"{ingester['peak_rss_mb']:.0f}"),
+        ]
+    for name, rate in result.get("ceilings", {}).items():
+        rows.append((f"ceiling: {name} (/s)", f"{rate:,.0f}"))
+    if "ratio_to_slowest_ceiling" in result:
+        rows.append(
+            (
+                f"ingester / slowest ceiling ({result['slowest_ceiling']})",
+                f"{result['ratio_to_slowest_ceiling']:.2f}",
+            )
+        )
+    scale = result.get("scale")
+    if scale:
+        rows += [
+            ("all active after start (s)", f"{scale['initial_active_s']:.1f}"),
+            (
+                "all active again after a mass drop (s)",
+                ", ".join(f"{s:.1f}" for s in scale["recovery_s"]),
+            ),
+            ("ingester peak RSS (MB)", f"{scale['peak_rss_mb']:.0f}"),
+            ("ingester RSS at the end (MB)", f"{scale['rss_mb']:.0f}"),
+        ]
+    lines = ["| measure | value |", "| --- | --- |"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Throughput and lag over time as one small PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["timeline"]
+    t = [row["t"] for row in rows]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, dpi=90)
+    top.plot(t, [row["records"] for row in rows], label="records appended/s")
+    top.plot(t, [row.get("frames_sent", 0.0) for row in rows], label="frames sent/s", alpha=0.7)
+    top.set_ylabel("per second")
+    top.legend(loc="lower right")
+    top.set_title(result["scenario"]["name"])
+    for key, label in (("lag_p50_ms", "p50"), ("lag_p99_ms", "p99"), ("lag_max_ms", "max")):
+        bottom.plot(t, [row[key] for row in rows], label=f"lag {label}")
+    bottom.set_yscale("symlog")
+    bottom.set_ylabel("lag (ms)")
+    bottom.set_xlabel("seconds into the measured window")
+    bottom.legend(loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

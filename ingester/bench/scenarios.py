@@ -1,0 +1,375 @@
+"""The two benchmark scenarios, run against real processes over loopback.
+
+``throughput``: the ceilings (bare client, hot path, bare producer), then the ingester
+following every live match while the simulator plays them at ``update_rate``; everything is
+measured from the outside (simulator stats, ``/proc``, the topic's append times).
+``scale``: many matches at a low rate over several connections; peak RSS and the time from
+a mass disconnect (``/_sim/drop``) until every match is active again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingester.bench.ceilings import encode_frames, hot_path_rate, producer_rate
+from ingester.bench.processes import (
+    Child,
+    SimulatorProcess,
+    cpu_seconds,
+    free_port,
+    http_get,
+    memory_mb,
+    metric_value,
+)
+from ingester.bench.report import lag_summary, markdown, plot, timeline
+from ingester.bench.topic import APPEND_TIME, create_topic, follow, read_appended
+
+__all__ = ["Options", "run"]
+
+_KEY = "bench-key"
+
+
+@dataclass
+class Options:
+    """One benchmark run (the ``bench`` sub-command's flags)."""
+
+    scenario: str = "throughput"
+    out: Path = Path("bench-results")
+    soccer: int = 800
+    cricket: int = 200
+    matches: int = 0  # followed; 0: every live match
+    update_rate: float = 25.0
+    warmup: float = 5.0
+    duration: float = 20.0
+    seed: int = 1
+    max_subscriptions: int = 500
+    per_connection: int = 500
+    partitions: int = 12
+    ceilings: bool = True
+    ceiling_seconds: float = 5.0
+    drops: int = 3
+    drop_mode: str = "abrupt"
+    kafka: str | None = None
+    profile: bool = False
+    daemon_env: dict[str, str] = field(default_factory=dict)
+
+
+def run(options: Options) -> dict[str, Any]:
+    """Run the scenario; write ``bench-<scenario>.json|.md|.png`` to ``options.out``."""
+    options.out.mkdir(parents=True, exist_ok=True)
+    result = asyncio.run(_measure(options))
+    stem = options.out / f"bench-{options.scenario}"
+    Path(f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    Path(f"{stem}.md").write_text(markdown(result))
+    plot(result, Path(f"{stem}.png"))
+    return result
+
+
+async def _measure(options: Options) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "scenario": {
+            "name": options.scenario,
+            **{k: v for k, v in asdict(options).items() if k not in ("out", "scenario")},
+        },
+        "machine": machine(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    async with _kafka(options) as bootstrap:
+        if options.scenario == "scale":
+            await _scale(options, bootstrap, result)
+        else:
+            if options.ceilings:
+                await _ceilings(options, bootstrap, result)
+            await _throughput(options, bootstrap, result)
+    return result
+
+
+def machine() -> dict[str, Any]:
+    """nproc, CPU model, memory and load: what the numbers depend on."""
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory_kb = 0
+    with contextlib.suppress(OSError):
+        memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+    }
+
+
+@contextlib.asynccontextmanager
+async def _kafka(options: Options) -> AsyncIterator[str]:
+    """``--kafka``, else ``KAFKA_BOOTSTRAP_SERVERS``, else a LocalKafka started for the run."""
+    external = options.kafka or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    from ingester.localkafka import LocalKafka
+
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as data_dir:
+        broker = LocalKafka(data_dir, heap="1g")
+        await asyncio.to_thread(broker.start)
+        try:
+            yield broker.bootstrap_servers
+        finally:
+            await asyncio.to_thread(broker.stop)
+
+
+def _simulator(options: Options, log: str) -> SimulatorProcess:
+    args = [
+        "--soccer", str(options.soccer), "--cricket", str(options.cricket),
+        "--seed", str(options.seed), "--update-rate", f"{options.update_rate:g}",
+        "--max-subscriptions", str(options.max_subscriptions),
+    ]  # fmt: skip
+    return SimulatorProcess(options.out / log, _KEY, args)
+
+
+def _followed(options: Options, catalogue: list[dict[str, Any]]) -> list[int]:
+    live = [int(m["match_id"]) for m in catalogue if m["status"] == "live"]
+    return live[: options.matches] if options.matches else live
+
+
+async def _wait(probe: Callable[[], Any], what: str, limit: float, interval: float = 0.1) -> Any:
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        value = probe()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"timed out after {limit:.0f}s waiting for {what}")
+
+
+# -- ceilings ------------------------------------------------------------------------------
+
+
+async def _ceilings(options: Options, bootstrap: str, result: dict[str, Any]) -> None:
+    sim = _simulator(options, "simulator-ceiling.log")
+    try:
+        ids = _followed(options, sim.catalogue)
+        spec = {
+            "url": sim.url,
+            "api_key": _KEY,
+            "match_ids": ids,
+            "per_connection": min(options.per_connection, options.max_subscriptions),
+            "warmup": options.warmup,
+            "seconds": options.duration,
+            "sample": 5000,
+        }
+        spec_path, out_path = options.out / "client-spec.json", options.out / "client-out.json"
+        spec_path.write_text(json.dumps(spec))
+        command = [sys.executable, "-m", "ingester.bench.client", str(spec_path), str(out_path)]
+        await asyncio.to_thread(subprocess.run, command, check=True)
+    finally:
+        sim.stop()
+    drained = json.loads(out_path.read_text())
+    out_path.unlink()
+    spec_path.unlink()
+    frames = [raw.encode() for raw in drained["sample"]]
+    topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
+    await create_topic(bootstrap, topic, options.partitions, APPEND_TIME)
+    records = encode_frames(frames, topic)
+    ceilings = {
+        "websocket client (frames)": drained["frames"] / drained["seconds"],
+        "hot path in-process (frames)": hot_path_rate(frames, topic),
+        "aiokafka send() (records)": await producer_rate(
+            bootstrap, topic, records, options.ceiling_seconds, batched=False
+        ),
+        "aiokafka send_batch() (records)": await producer_rate(
+            bootstrap, topic, records, options.ceiling_seconds, batched=True
+        ),
+    }
+    result["ceilings"] = ceilings
+    result["record_bytes_mean"] = sum(len(r.value) for r in records) / max(1, len(records))
+    result["frame_bytes_mean"] = sum(len(f) for f in frames) / max(1, len(frames))
+
+
+def _ratio(result: dict[str, Any]) -> None:
+    """The ingester's rate over the slowest ceiling (the producer's best method counts)."""
+    ceilings = result.get("ceilings")
+    if not ceilings or "ingester" not in result:
+        return
+    producer = max(v for k, v in ceilings.items() if k.startswith("aiokafka"))
+    candidates = {k: v for k, v in ceilings.items() if not k.startswith("aiokafka")}
+    candidates["aiokafka producer (best)"] = producer
+    name = min(candidates, key=lambda k: candidates[k])
+    result["slowest_ceiling"] = name
+    result["ratio_to_slowest_ceiling"] = result["ingester"]["frames_per_s"] / candidates[name]
+
+
+# -- the ingester --------------------------------------------------------------------------
+
+
+class _Ingester(Child):
+    """``sportrix-ingester run`` against the bench's topics, HTTP on a free port."""
+
+    def __init__(self, options: Options, bootstrap: str, url: str, topic: str, n: int) -> None:
+        self.http_port = free_port()
+        self.topic = topic
+        self.config_topic = f"{topic}-config"
+        env = {
+            "SPORTRIX_URL": url,
+            "SPORTRIX_API_KEY": _KEY,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "INGESTER_TOPIC": topic,
+            "INGESTER_CONFIG_TOPIC": self.config_topic,
+            "INGESTER_DLQ_TOPIC": f"{topic}-dlq",
+            "INGESTER_TOPIC_PARTITIONS": str(options.partitions),
+            "INGESTER_HTTP_HOST": "127.0.0.1",
+            "INGESTER_HTTP_PORT": str(self.http_port),
+            "INGESTER_INSTANCE_ID": "bench",
+            "INGESTER_GROUP_ID": f"{topic}-group",
+            "INGESTER_SUBSCRIPTIONS_PER_CONNECTION": str(options.per_connection),
+            "INGESTER_MAX_MATCHES": str(max(5000, n)),
+            "INGESTER_LOG_LEVEL": "WARNING",
+            **options.daemon_env,
+        }
+        super().__init__(["run"], options.out / "ingester.log", env)
+
+    def active(self) -> int:
+        """Matches in state ``active`` (the subscriptions gauge); -1 while not answering."""
+        self.check_alive()
+        try:
+            text = http_get(f"http://127.0.0.1:{self.http_port}/metrics", 5).decode()
+        except OSError:
+            return -1
+        value = metric_value(text, "sportrix_ingester_subscriptions", 'state="active"')
+        return -1 if value is None else int(value)
+
+
+async def _start_ingester(
+    options: Options, bootstrap: str, sim: SimulatorProcess, ids: list[int]
+) -> tuple[_Ingester, float]:
+    """Follow ``ids``, start the daemon; return it and the seconds until all were active."""
+    topic = f"bench-{uuid.uuid4().hex[:8]}"
+    await create_topic(bootstrap, topic, options.partitions, APPEND_TIME)
+    await follow(bootstrap, f"{topic}-config", ids)
+    daemon = _Ingester(options, bootstrap, sim.url, topic, len(ids))
+    started = time.monotonic()
+    await _wait(lambda: daemon.active() >= len(ids), f"{len(ids)} matches active", 180, 0.05)
+    return daemon, time.monotonic() - started
+
+
+async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) -> None:
+    sim = _simulator(options, "simulator.log")
+    daemon: _Ingester | None = None
+    profiler: subprocess.Popen[bytes] | None = None
+    try:
+        ids = _followed(options, sim.catalogue)
+        result["followed"] = len(ids)
+        daemon, result["initial_active_s"] = await _start_ingester(options, bootstrap, sim, ids)
+        await asyncio.sleep(options.warmup)
+        if options.profile:
+            profiler = _py_spy(options, daemon.pid)
+        start_ms = int(time.time() * 1000)
+        frames0, cpu0, t0 = sim.frames_sent(), cpu_seconds(daemon.pid), time.monotonic()
+        per_second: list[float] = []
+        previous = frames0
+        for second in range(1, int(options.duration) + 1):
+            await asyncio.sleep(max(0.0, t0 + second - time.monotonic()))
+            now = sim.frames_sent()
+            per_second.append(float(now - previous))
+            previous = now
+        elapsed = time.monotonic() - t0
+        frames, cpu = previous - frames0, cpu_seconds(daemon.pid) - cpu0
+        end_ms = start_ms + int(elapsed * 1000)
+        rss, peak = memory_mb(daemon.pid)
+    finally:
+        if profiler is not None:
+            profiler.wait(60)
+        if daemon is not None:
+            daemon.stop()
+        sim.stop()
+    appended = await read_appended(bootstrap, daemon.topic, options.partitions)
+    summary = lag_summary(appended, start_ms, end_ms)
+    result["ingester"] = {
+        "frames": frames,
+        "frames_per_s": frames / elapsed,
+        **summary,
+        "cpu_s_per_1000_frames": cpu / frames * 1000 if frames else 0.0,
+        "cpu_utilisation": cpu / elapsed,
+        "rss_mb": rss,
+        "peak_rss_mb": peak,
+    }
+    rows = timeline(appended, start_ms, end_ms)
+    for row, sent in zip(rows, per_second, strict=False):
+        row["frames_sent"] = sent
+    result["timeline"] = rows
+    _ratio(result)
+
+
+def _py_spy(options: Options, pid: int) -> subprocess.Popen[bytes]:
+    """py-spy sampling the daemon for the measured window (collapsed stacks, idle excluded)."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    command = [
+        str(py_spy), "record", "--pid", str(pid), "--duration", str(int(options.duration)),
+        "--rate", "200", "--format", "raw", "--output", str(options.out / "profile.txt"),
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# -- scale ---------------------------------------------------------------------------------
+
+
+async def _scale(options: Options, bootstrap: str, result: dict[str, Any]) -> None:
+    sim = _simulator(options, "simulator.log")
+    daemon: _Ingester | None = None
+    try:
+        ids = _followed(options, sim.catalogue)
+        result["followed"] = n = len(ids)
+        daemon, initial = await _start_ingester(options, bootstrap, sim, ids)
+        await asyncio.sleep(options.warmup)
+        start_ms = int(time.time() * 1000)
+        frames0, cpu0, t0 = sim.frames_sent(), cpu_seconds(daemon.pid), time.monotonic()
+        recoveries = []
+        for _ in range(options.drops):
+            sim.get_raw(f"/_sim/drop?mode={options.drop_mode}")
+            dropped = time.monotonic()
+            await _wait(lambda: 0 <= daemon.active() < n, "the drop to be noticed", 30, 0.01)
+            await _wait(lambda: daemon.active() >= n, f"{n} matches active again", 120, 0.02)
+            recoveries.append(time.monotonic() - dropped)
+            await asyncio.sleep(max(1.0, options.duration / max(1, options.drops) - 5))
+        elapsed = time.monotonic() - t0
+        frames, cpu = sim.frames_sent() - frames0, cpu_seconds(daemon.pid) - cpu0
+        rss, peak = memory_mb(daemon.pid)
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        sim.stop()
+    appended = await read_appended(bootstrap, daemon.topic, options.partitions)
+    end_ms = start_ms + int(elapsed * 1000)
+    result["scale"] = {
+        "initial_active_s": initial,
+        "recovery_s": recoveries,
+        "rss_mb": rss,
+        "peak_rss_mb": peak,
+    }
+    result["ingester"] = {
+        "frames": frames,
+        "frames_per_s": frames / elapsed,
+        **lag_summary(appended, start_ms, end_ms),
+        "cpu_s_per_1000_frames": cpu / frames * 1000 if frames else 0.0,
+        "cpu_utilisation": cpu / elapsed,
+        "rss_mb": rss,
+        "peak_rss_mb": peak,
+    }
+    result["timeline"] = timeline(appended, start_ms, end_ms)

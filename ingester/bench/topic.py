@@ -1,0 +1,110 @@
+"""The benchmark's topics: a data topic stamped with the broker's append time, and reading it.
+
+The data topic is created with ``message.timestamp.type=LogAppendTime`` before the daemon
+starts (the daemon only creates missing topics), so each record's timestamp is the moment
+the broker appended it. Lag = that timestamp - the record's ``updated_at``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from ingester.control.commands import encode_command
+
+__all__ = ["APPEND_TIME", "Appended", "create_topic", "follow", "read_appended", "updated_at_ms"]
+
+#: The data topic's config: the broker stamps each record with its append time.
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+_PREFIX = 10  # C3 01 + the 8-byte schema fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What the lag needs of one record: append time and ``updated_at`` (epoch ms)."""
+
+    append_ms: int
+    updated_ms: int | None
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int, config: dict[str, str]) -> None:
+    """Create ``name`` with topic ``config``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config)])
+    finally:
+        await admin.close()
+
+
+async def follow(bootstrap: str, config_topic: str, match_ids: list[int]) -> None:
+    """Create the compacted config topic and write an ``add`` command per match."""
+    await create_topic(bootstrap, config_topic, 12, {"cleanup.policy": "compact"})
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(config_topic, value, key=key)
+            for key, value in (encode_command("add", m) for m in match_ids)
+        ]
+        for future in futures:
+            await future
+    finally:
+        await producer.stop()
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A zigzag varint at ``pos``: ``(value, next position)``."""
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+def updated_at_ms(value: bytes) -> int | None:
+    """``updated_at`` of a single-object encoded record, read from its fixed prefix.
+
+    Every schema starts ``match_id`` (long), ``sport`` (string), ``op`` (enum), ``seq`` and
+    ``updated_at`` (both ``["null", "long"]``), so no full decode is needed.
+    """
+    _, pos = _varint(value, _PREFIX)
+    length, pos = _varint(value, pos)
+    _, pos = _varint(value, pos + length)
+    branch, pos = _varint(value, pos)
+    if branch:
+        _, pos = _varint(value, pos)
+    branch, pos = _varint(value, pos)
+    return _varint(value, pos)[0] if branch else None
+
+
+async def read_appended(bootstrap: str, topic: str, partitions: int) -> list[Appended]:
+    """Every record of ``topic`` up to its current end, in no particular order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        remaining = {tp for tp in assigned if ends[tp] > 0}
+        out: list[Appended] = []
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
+            for tp, records in batches.items():
+                for record in records:
+                    value = record.value
+                    updated = updated_at_ms(value) if value else None
+                    out.append(Appended(record.timestamp, updated))
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
