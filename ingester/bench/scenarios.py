@@ -149,6 +149,10 @@ def _followed(options: Options, catalogue: list[dict[str, Any]]) -> list[int]:
     return live[: options.matches] if options.matches else live
 
 
+def _say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
 async def _wait(probe: Callable[[], Any], what: str, limit: float, interval: float = 0.1) -> Any:
     end = time.monotonic() + limit
     while time.monotonic() < end:
@@ -163,6 +167,7 @@ async def _wait(probe: Callable[[], Any], what: str, limit: float, interval: flo
 
 
 async def _ceilings(options: Options, bootstrap: str, result: dict[str, Any]) -> None:
+    _say("ceiling (a): a bare websockets client drains the simulator")
     sim = _simulator(options, "simulator-ceiling.log")
     try:
         ids = _followed(options, sim.catalogue)
@@ -184,6 +189,7 @@ async def _ceilings(options: Options, bootstrap: str, result: dict[str, Any]) ->
     drained = json.loads(out_path.read_text())
     out_path.unlink()
     spec_path.unlink()
+    _say("ceilings (b) hot path and (c) bare producer")
     frames = [raw.encode() for raw in drained["sample"]]
     topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
     await create_topic(bootstrap, topic, options.partitions, APPEND_TIME)
@@ -270,6 +276,7 @@ async def _start_ingester(
 
 
 async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) -> None:
+    _say("the ingester: waiting until every match is active")
     sim = _simulator(options, "simulator.log")
     daemon: _Ingester | None = None
     profiler: subprocess.Popen[bytes] | None = None
@@ -278,6 +285,7 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
         result["followed"] = len(ids)
         daemon, result["initial_active_s"] = await _start_ingester(options, bootstrap, sim, ids)
         await asyncio.sleep(options.warmup)
+        _say(f"measuring for {options.duration:g} s")
         if options.profile:
             profiler = _py_spy(options, daemon.pid)
         start_ms = int(time.time() * 1000)
@@ -299,6 +307,7 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
         if daemon is not None:
             daemon.stop()
         sim.stop()
+    _say("reading the topic back")
     appended = await read_appended(bootstrap, daemon.topic, options.partitions)
     summary = lag_summary(appended, start_ms, end_ms)
     result["ingester"] = {
@@ -331,6 +340,7 @@ def _py_spy(options: Options, pid: int) -> subprocess.Popen[bytes]:
 
 
 async def _scale(options: Options, bootstrap: str, result: dict[str, Any]) -> None:
+    _say("the ingester: waiting until every match is active")
     sim = _simulator(options, "simulator.log")
     daemon: _Ingester | None = None
     try:
