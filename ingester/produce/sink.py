@@ -27,6 +27,7 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     RecordTooLargeError,
 )
+from aiokafka.partitioner import DefaultPartitioner
 
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import OutRecord
@@ -46,6 +47,9 @@ _UNWRITABLE = (
     InvalidTopicError,
 )
 _PROBE_INTERVAL = 5.0
+#: Records larger than this are sent alone with ``send()`` (it enforces max_request_size).
+_LARGE = 128 * 1024
+_PARTITIONER = DefaultPartitioner()
 
 
 class KafkaSink:
@@ -68,6 +72,7 @@ class KafkaSink:
         self._sending_since: float | None = None
         self._lag: dict[str, Any] = {}
         self._produced: dict[str, Any] = {}
+        self._partitions: dict[str, tuple[frozenset[int], dict[bytes, int]]] = {}
 
     async def run(self) -> None:
         """Start the producer, then deliver batches forever (cancel to stop)."""
@@ -121,42 +126,109 @@ class KafkaSink:
             self._sending_since = None
 
     async def _send(self, producer: AIOKafkaProducer, records: list[OutRecord]) -> list[OutRecord]:
-        """Send ``records``; return those Kafka did not acknowledge, in order."""
-        sent: list[tuple[OutRecord, asyncio.Future[Any]]] = []
-        unsent: list[OutRecord] = []
-        send_error: Exception | None = None
-        for index, record in enumerate(records):
+        """Send ``records``; return those Kafka did not acknowledge, in order.
+
+        Records go into one ``BatchBuilder`` per partition (one future per batch, not per
+        record), the partition chosen as the default partitioner does (murmur2 of the key).
+        Records without a key or over :data:`_LARGE` bytes go alone through ``send()``
+        (which checks the size limit), between the batches of their partition, so the order
+        within a partition is kept.
+        """
+        units: list[tuple[str, int | None, Any, list[OutRecord]]] = []
+        error: BaseException | None = None
+        try:
+            units = await self._group(producer, records)
+        except Exception as exc:
+            error = exc
+        sent: list[tuple[list[OutRecord], asyncio.Future[Any]]] = []
+        unsent: list[OutRecord] = [] if units else list(records)
+        for index, (topic, partition, builder, members) in enumerate(units):
             try:
-                future = await producer.send(
-                    record.topic, record.value, key=record.key, headers=record.headers
-                )
+                if builder is None:
+                    record = members[0]
+                    future = await producer.send(
+                        topic, record.value, key=record.key, headers=record.headers
+                    )
+                else:
+                    future = await producer.send_batch(builder, topic, partition=partition)
             except _UNWRITABLE as exc:
-                self._drop(record, exc)
+                for record in members:
+                    self._drop(record, exc)
                 continue
             except Exception as exc:
-                send_error = exc
-                unsent = records[index:]
+                error = exc
+                unsent = [r for _, _, _, rest in units[index:] for r in rest]
                 break
-            sent.append((record, future))
+            sent.append((members, future))
+        if error is not None:
+            self._count_error(error)
         results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
         now = time.time()
-        failed: list[OutRecord] = []
-        error: BaseException | None = send_error
-        for (record, _), result in zip(sent, results, strict=True):
-            if isinstance(result, _UNWRITABLE):
-                self._drop(record, result)
-            elif isinstance(result, BaseException):
-                self._count_error(result)
-                failed.append(record)
-                error = error or result
-            else:
-                self._acknowledged(record, now)
-        if send_error is not None:
-            self._count_error(send_error)
-        failed.extend(unsent)
+        failed = {id(r) for r in unsent}
+        for (members, _), result in zip(sent, results, strict=True):
+            for record in members:
+                if isinstance(result, _UNWRITABLE):
+                    self._drop(record, result)
+                elif isinstance(result, BaseException):
+                    self._count_error(result)
+                    failed.add(id(record))
+                    error = error or result
+                else:
+                    self._acknowledged(record, now)
         if error is not None:
             self._mark_down(error)
-        return failed
+        return [r for r in records if id(r) in failed] if failed else []
+
+    async def _group(
+        self, producer: AIOKafkaProducer, records: list[OutRecord]
+    ) -> list[tuple[str, int | None, Any, list[OutRecord]]]:
+        """``records`` as send units in order: ``(topic, partition, builder, members)``.
+
+        ``builder`` is ``None`` for a record sent alone with ``send()``.
+        """
+        units: list[tuple[str, int | None, Any, list[OutRecord]]] = []
+        open_batches: dict[tuple[str, int], tuple[Any, list[OutRecord]]] = {}
+        topics: dict[str, frozenset[int]] = {}
+        for record in records:
+            key = record.key
+            if key is None:
+                units.append((record.topic, None, None, [record]))
+                continue
+            partitions = topics.get(record.topic)
+            if partitions is None:
+                partitions = topics[record.topic] = frozenset(
+                    await producer.partitions_for(record.topic)
+                )
+            partition = self._partition_of(record.topic, partitions, key)
+            target = (record.topic, partition)
+            if len(record.value) > _LARGE:
+                open_batches.pop(target, None)
+                units.append((record.topic, partition, None, [record]))
+                continue
+            batch = open_batches.get(target)
+            if (
+                batch is None
+                or batch[0].append(
+                    key=key, value=record.value, timestamp=None, headers=record.headers
+                )
+                is None
+            ):
+                batch = open_batches[target] = (producer.create_batch(), [])
+                batch[0].append(key=key, value=record.value, timestamp=None, headers=record.headers)
+                units.append((record.topic, partition, batch[0], batch[1]))
+            batch[1].append(record)
+        return units
+
+    def _partition_of(self, topic: str, partitions: frozenset[int], key: bytes) -> int:
+        """The partition aiokafka's default partitioner gives ``key`` (cached per key)."""
+        known = self._partitions.get(topic)
+        if known is None or known[0] != partitions:
+            known = self._partitions[topic] = (partitions, {})
+        by_key = known[1]
+        partition = by_key.get(key)
+        if partition is None:
+            partition = by_key[key] = _PARTITIONER(key, sorted(partitions), [])
+        return partition
 
     def _drop(self, record: OutRecord, error: BaseException) -> None:
         """A record Kafka will never take (too large, corrupt): count it, say so, move on."""
