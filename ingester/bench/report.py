@@ -129,7 +129,6 @@ def plot(result: dict[str, Any], path: Path) -> None:
     top.set_title(result["scenario"]["name"])
     for key, label in (("lag_p50_ms", "p50"), ("lag_p99_ms", "p99"), ("lag_max_ms", "max")):
         bottom.plot(t, [row[key] for row in rows], label=f"lag {label}")
-    bottom.set_yscale("symlog")
     bottom.set_ylabel("lag (ms)")
     bottom.set_xlabel("seconds into the measured window")
     bottom.legend(loc="upper right")
