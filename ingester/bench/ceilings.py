@@ -26,6 +26,7 @@ PRODUCER_SETTINGS = {
     "acks": "all",
     "enable_idempotence": True,
     "linger_ms": 5,
+    "compression_type": "lz4",
     "max_batch_size": 512 * 1024,
     "max_request_size": 4 * 1024 * 1024,
 }

@@ -28,6 +28,14 @@ def lag_summary(records: Sequence[Appended], start_ms: int, end_ms: int) -> dict
         if start_ms <= r.append_ms < end_ms and r.updated_ms is not None
     )
     count = sum(1 for r in records if start_ms <= r.append_ms < end_ms)
+    upstream = sorted(
+        r.received_ms - r.updated_ms
+        for r in records
+        if start_ms <= r.append_ms < end_ms and r.updated_ms is not None
+    )
+    inside = sorted(
+        r.append_ms - r.received_ms for r in records if start_ms <= r.append_ms < end_ms
+    )
     return {
         "records": count,
         "records_per_s": count / ((end_ms - start_ms) / 1000) if end_ms > start_ms else 0.0,
@@ -36,6 +44,12 @@ def lag_summary(records: Sequence[Appended], start_ms: int, end_ms: int) -> dict
             "p95": percentile(lags, 0.95),
             "p99": percentile(lags, 0.99),
             "max": float(lags[-1]) if lags else 0.0,
+        },
+        "lag_split_ms": {
+            "upstream_p50": percentile(upstream, 0.5),
+            "upstream_p99": percentile(upstream, 0.99),
+            "ingester_to_broker_p50": percentile(inside, 0.5),
+            "ingester_to_broker_p99": percentile(inside, 0.99),
         },
     }
 
@@ -82,6 +96,13 @@ def markdown(result: dict[str, Any]) -> str:
             (
                 "lag p50 / p95 / p99 / max (ms)",
                 f"{lag['p50']:.0f} / {lag['p95']:.0f} / {lag['p99']:.0f} / {lag['max']:.0f}",
+            ),
+            (
+                "lag split p50/p99 (ms): updated_at→received_at; received_at→append",
+                "{upstream_p50:.0f}/{upstream_p99:.0f}; "
+                "{ingester_to_broker_p50:.0f}/{ingester_to_broker_p99:.0f}".format(
+                    **ingester["lag_split_ms"]
+                ),
             ),
             ("ingester CPU s per 1,000 frames", f"{ingester['cpu_s_per_1000_frames']:.3f}"),
             ("ingester CPU utilisation", f"{ingester['cpu_utilisation']:.0%}"),

@@ -23,10 +23,11 @@ _PREFIX = 10  # C3 01 + the 8-byte schema fingerprint
 
 @dataclass(frozen=True, slots=True)
 class Appended:
-    """What the lag needs of one record: append time and ``updated_at`` (epoch ms)."""
+    """What the lag needs of one record: append time, ``updated_at``, ``received_at`` (ms)."""
 
     append_ms: int
     updated_ms: int | None
+    received_ms: int
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int, config: dict[str, str]) -> None:
@@ -67,11 +68,11 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def updated_at_ms(value: bytes) -> int | None:
-    """``updated_at`` of a single-object encoded record, read from its fixed prefix.
+def updated_at_ms(value: bytes) -> tuple[int | None, int]:
+    """``(updated_at, received_at)`` of a single-object encoded record, from its prefix.
 
     Every schema starts ``match_id`` (long), ``sport`` (string), ``op`` (enum), ``seq`` and
-    ``updated_at`` (both ``["null", "long"]``), so no full decode is needed.
+    ``updated_at`` (both ``["null", "long"]``), ``received_at`` (long): no full decode needed.
     """
     _, pos = _varint(value, _PREFIX)
     length, pos = _varint(value, pos)
@@ -80,7 +81,10 @@ def updated_at_ms(value: bytes) -> int | None:
     if branch:
         _, pos = _varint(value, pos)
     branch, pos = _varint(value, pos)
-    return _varint(value, pos)[0] if branch else None
+    updated = None
+    if branch:
+        updated, pos = _varint(value, pos)
+    return updated, _varint(value, pos)[0]
 
 
 async def read_appended(bootstrap: str, topic: str, partitions: int) -> list[Appended]:
@@ -100,9 +104,9 @@ async def read_appended(bootstrap: str, topic: str, partitions: int) -> list[App
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
             for tp, records in batches.items():
                 for record in records:
-                    value = record.value
-                    updated = updated_at_ms(value) if value else None
-                    out.append(Appended(record.timestamp, updated))
+                    if record.value:
+                        updated, received = updated_at_ms(record.value)
+                        out.append(Appended(record.timestamp, updated, received))
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         return out

@@ -1,0 +1,62 @@
+"""The benchmark runs end to end at a tiny scale and writes its JSON, Markdown and PNG.
+
+Nothing here is about speed: only that every number is present and sane.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = [sys.executable, "-m", "ingester", "bench"]
+TINY = ["--soccer", "8", "--cricket", "2", "--update-rate", "5", "--warmup", "1"]
+
+
+def run_bench(kafka: object, out: Path, *args: str) -> dict[str, object]:
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    command = [*BENCH, *args, "--kafka", bootstrap, "--out", str(out), *TINY]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-4000:]
+    scenario = args[0]
+    for suffix in ("json", "md", "png"):
+        assert (out / f"bench-{scenario}.{suffix}").stat().st_size > 0
+    assert "| measure | value |" in done.stdout
+    result: dict[str, object] = json.loads((out / f"bench-{scenario}.json").read_text())
+    return result
+
+
+@pytest.mark.timeout(120)
+def test_throughput_scenario_measures_the_ingester_and_its_ceilings(
+    kafka: object, tmp_path: Path
+) -> None:
+    result = run_bench(kafka, tmp_path, "throughput", "--duration", "3", "--ceiling-seconds", "1")
+    ingester = result["ingester"]
+    assert isinstance(ingester, dict)
+    for name in ("frames_per_s", "records_per_s", "cpu_s_per_1000_frames", "peak_rss_mb"):
+        assert ingester[name] > 0, name
+    lag = ingester["lag_ms"]
+    assert 0 <= lag["p50"] <= lag["p95"] <= lag["p99"] <= lag["max"]
+    ceilings = result["ceilings"]
+    assert isinstance(ceilings, dict)
+    assert len(ceilings) == 4
+    assert all(rate > 0 for rate in ceilings.values())
+    assert result["ratio_to_slowest_ceiling"] > 0  # type: ignore[operator]
+    assert result["timeline"]
+
+
+@pytest.mark.timeout(120)
+def test_scale_scenario_times_the_recovery_after_a_mass_drop(kafka: object, tmp_path: Path) -> None:
+    result = run_bench(
+        kafka, tmp_path, "scale", "--duration", "1", "--drops", "1",
+        "--max-subscriptions", "3", "--per-connection", "3",
+    )  # fmt: skip
+    scale = result["scale"]
+    assert isinstance(scale, dict)
+    assert result["followed"] == 8  # 8 of 10 matches are live
+    assert len(scale["recovery_s"]) == 1
+    assert 0 < scale["recovery_s"][0] < 60
+    assert scale["peak_rss_mb"] > 0
