@@ -32,13 +32,14 @@ _CATCH_UP_LIMIT = 1.0  # seconds a late schedule may lag before it is reset to n
 
 
 class MatchFeed:
-    """One match: its engine, its current ``data`` as JSON, its recent history, counters."""
+    """One match: its engine, its current ``update`` frame, its recent history, counters."""
 
     __slots__ = (
         "_appended",
+        "_appended_fragment",
         "_appended_json",
-        "_frame_head",
-        "data_json",
+        "_data_start",
+        "_envelope",
         "engine",
         "history",
         "snapshots_sent",
@@ -49,45 +50,59 @@ class MatchFeed:
 
     def __init__(self, engine: MatchEngine, history: int) -> None:
         self.engine = engine
+        #: ``(seq, update frame)`` of the latest states; ``data`` is sliced out on demand.
         self.history: deque[tuple[int, bytes]] = deque(maxlen=history)
         self.subscribers: set[Session] = set()
         self.snapshots_sent = 0
         self.updates_sent = 0
-        self.data_json = b""
         self.update_frame = b""
-        self._frame_head = b'{"op":"update","match_id":%d,"data":' % engine.match_id
+        self._envelope: dict[str, Any] = {"op": UPDATE, "match_id": engine.match_id}
+        self._data_start = len(b'{"op":"update","match_id":%d,"data":' % engine.match_id)
         self._appended = 0  # items of the append-only field already in _appended_json
         self._appended_json = b"[]"
+        self._appended_fragment = orjson.Fragment(self._appended_json)
         self.refresh()
 
     def refresh(self) -> None:
-        """Serialise the engine's current state; call after every change."""
+        """Serialise the engine's current state; call after every change.
+
+        The whole frame is one ``orjson.dumps`` of the envelope, the cached JSON of the
+        append-only field spliced in as a fragment; ``data`` alone is sliced out of it only
+        when asked for (:attr:`data_json`, :meth:`state_at`).
+        """
         data = self.engine.data
+        envelope = self._envelope
+        envelope["data"] = data
         field = self.engine.append_only
         if field is None:
-            self.data_json = orjson.dumps(data)
+            frame = orjson.dumps(envelope)
         else:
             # The append-only list (soccer's events) is the bulk of the state and rarely
-            # grows: serialise only its new items and splice it in after the rest.
-            items = data.pop(field)
-            try:
-                head = orjson.dumps(data)
-            finally:
-                data[field] = items
+            # grows: serialise only its new items and splice the cached JSON in its place.
+            items = data[field]
             if len(items) != self._appended:
                 new = orjson.dumps(items[self._appended :])
                 joint = b"," if self._appended else b""
                 self._appended_json = self._appended_json[:-1] + joint + new[1:]
+                self._appended_fragment = orjson.Fragment(self._appended_json)
                 self._appended = len(items)
-            self.data_json = b"".join(
-                (head[:-1], b',"', field.encode(), b'":', self._appended_json, b"}")
-            )
-        self.update_frame = self._frame_head + self.data_json + b"}"
-        self.history.append((self.engine.seq, self.data_json))
+            data[field] = self._appended_fragment
+            try:
+                frame = orjson.dumps(envelope)
+            finally:
+                data[field] = items
+        # orjson's buffer has room to spare (4-32 KB for a 3 KB frame): keep an exact copy.
+        self.update_frame = frame = memoryview(frame).tobytes()
+        self.history.append((self.engine.seq, frame))
+
+    @property
+    def data_json(self) -> bytes:
+        """``data`` of the current state, as JSON."""
+        return self.update_frame[self._data_start : -1]
 
     def snapshot_frame(self) -> bytes:
         """The ``snapshot`` frame of the current state."""
-        return self._frame(SNAPSHOT)
+        return _SNAPSHOT_HEAD + self.update_frame[_UPDATE_HEAD_LENGTH:]
 
     def state_at(self, seq: int) -> bytes | None:
         """``data`` (JSON) as it was at ``seq``; ``None`` when evicted or not reached yet."""
@@ -95,12 +110,12 @@ class MatchFeed:
             return None
         index = seq - self.history[0][0]
         if 0 <= index < len(self.history):
-            return self.history[index][1]
+            return self.history[index][1][self._data_start : -1]
         return None
 
-    def _frame(self, op: str) -> bytes:
-        head = b'{"op":"%s","match_id":%d,"data":' % (op.encode(), self.engine.match_id)
-        return head + self.data_json + b"}"
+
+_SNAPSHOT_HEAD = b'{"op":"snapshot"'
+_UPDATE_HEAD_LENGTH = len(b'{"op":"update"')
 
 
 #: One frame waiting in a session's outbox: the bytes, a tag (``snapshot``, ``update``,
