@@ -38,6 +38,7 @@ class MatchFeed:
         "_appended",
         "_appended_fragment",
         "_appended_json",
+        "_appended_tail",
         "_data_start",
         "_envelope",
         "engine",
@@ -50,32 +51,40 @@ class MatchFeed:
 
     def __init__(self, engine: MatchEngine, history: int) -> None:
         self.engine = engine
-        #: ``(seq, update frame)`` of the latest states; ``data`` is sliced out on demand.
-        self.history: deque[tuple[int, bytes]] = deque(maxlen=history)
+        #: ``(seq, head, tail)`` of the latest states, ``data`` as JSON being ``head + tail``:
+        #: the tail (the append-only field, the bulk of a soccer state) is shared by every
+        #: state until the field grows, so a state keeps only its ~1 KB head.
+        self.history: deque[tuple[int, bytes, bytes]] = deque(maxlen=history)
         self.subscribers: set[Session] = set()
         self.snapshots_sent = 0
         self.updates_sent = 0
         self.update_frame = b""
         self._envelope: dict[str, Any] = {"op": UPDATE, "match_id": engine.match_id}
         self._data_start = len(b'{"op":"update","match_id":%d,"data":' % engine.match_id)
+        field = engine.append_only
+        if field is not None and next(reversed(engine.data)) != field:
+            raise ValueError(f"the append-only field {field!r} must be the last in data")
         self._appended = 0  # items of the append-only field already in _appended_json
         self._appended_json = b"[]"
         self._appended_fragment = orjson.Fragment(self._appended_json)
+        self._appended_tail = b',"%s":[]}' % (field or "").encode()
         self.refresh()
 
     def refresh(self) -> None:
         """Serialise the engine's current state; call after every change.
 
         The whole frame is one ``orjson.dumps`` of the envelope, the cached JSON of the
-        append-only field spliced in as a fragment; ``data`` alone is sliced out of it only
-        when asked for (:attr:`data_json`, :meth:`state_at`).
+        append-only field spliced in as a fragment; it is sent as it is. The history keeps
+        a copy of ``data`` up to that field and shares the field's JSON between states.
         """
         data = self.engine.data
         envelope = self._envelope
         envelope["data"] = data
         field = self.engine.append_only
+        start = self._data_start
         if field is None:
             frame = orjson.dumps(envelope)
+            head, tail = frame[start:-1], b""
         else:
             # The append-only list (soccer's events) is the bulk of the state and rarely
             # grows: serialise only its new items and splice the cached JSON in its place.
@@ -85,15 +94,17 @@ class MatchFeed:
                 joint = b"," if self._appended else b""
                 self._appended_json = self._appended_json[:-1] + joint + new[1:]
                 self._appended_fragment = orjson.Fragment(self._appended_json)
+                self._appended_tail = b',"%s":%s}' % (field.encode(), self._appended_json)
                 self._appended = len(items)
             data[field] = self._appended_fragment
             try:
                 frame = orjson.dumps(envelope)
             finally:
                 data[field] = items
-        # orjson's buffer has room to spare (4-32 KB for a 3 KB frame): keep an exact copy.
-        self.update_frame = frame = memoryview(frame).tobytes()
-        self.history.append((self.engine.seq, frame))
+            tail = self._appended_tail
+            head = frame[start : len(frame) - len(tail) - 1]
+        self.update_frame = frame
+        self.history.append((self.engine.seq, head, tail))
 
     @property
     def data_json(self) -> bytes:
@@ -110,7 +121,8 @@ class MatchFeed:
             return None
         index = seq - self.history[0][0]
         if 0 <= index < len(self.history):
-            return self.history[index][1][self._data_start : -1]
+            _, head, tail = self.history[index]
+            return head + tail
         return None
 
 
