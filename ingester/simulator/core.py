@@ -10,6 +10,7 @@ subscriber.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -162,8 +163,13 @@ class Hub:
         self.malformed_kinds = config.malformed_kinds
         self._fault_rng = random.Random(f"{config.seed}:faults")
         self._schedule: list[tuple[float, int]] = []
+        phases = random.Random(f"{config.seed}:phases")
         for match_id, feed in self.feeds.items():
-            self._reschedule(match_id, feed.engine, loop_now)
+            # Matches change independently: each starts at its own point of its interval, so
+            # with a fixed --update-rate they do not all change on the same tick (a burst).
+            interval = self._interval(feed.engine)
+            if interval is not None:
+                heapq.heappush(self._schedule, (loop_now + phases.random() * interval, match_id))
         self.connections_total = 0
         self.handshakes_accepted = 0
         self.handshakes_refused: Counter[str] = Counter()
@@ -271,7 +277,7 @@ class Hub:
                 continue
             engine.step(wall_now)
             self._publish(feed, touched)
-            self._reschedule(match_id, engine, max(due, loop_now - _CATCH_UP_LIMIT))
+            self._reschedule(match_id, engine, due, loop_now)
             budget -= 1
         return touched
 
@@ -285,12 +291,27 @@ class Hub:
             self._publish(feed, touched)
         return touched
 
-    def _reschedule(self, match_id: int, engine: MatchEngine, after: float) -> None:
-        if engine.next_delay is None:
+    def _reschedule(self, match_id: int, engine: MatchEngine, due: float, loop_now: float) -> None:
+        """Schedule the match's next change one interval after ``due``, the one just made.
+
+        A schedule far behind (a slow start-up, play paused by backpressure) skips whole
+        intervals rather than catching up all at once, so each match keeps its own phase.
+        """
+        interval = self._interval(engine)
+        if interval is None:
             return
+        next_due = due + interval
+        behind = loop_now - _CATCH_UP_LIMIT - next_due
+        if behind > 0:
+            next_due += math.ceil(behind / interval) * interval if interval > 0 else behind
+        heapq.heappush(self._schedule, (next_due, match_id))
+
+    def _interval(self, engine: MatchEngine) -> float | None:
+        """Seconds until the match's next change; ``None`` once it is over."""
+        if engine.next_delay is None:
+            return None
         rate = self.config.update_rate
-        interval = 1.0 / rate if rate else engine.next_delay / self.config.speed
-        heapq.heappush(self._schedule, (after + interval, match_id))
+        return 1.0 / rate if rate else engine.next_delay / self.config.speed
 
     def _publish(self, feed: MatchFeed, touched: set[Session]) -> None:
         feed.refresh()

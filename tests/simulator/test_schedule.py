@@ -1,0 +1,58 @@
+"""The hub's schedule: matches change independently, not all on one tick."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingester.simulator.config import SimulatorConfig
+from ingester.simulator.core import Hub
+
+NOW = 1_800_000_000.0
+
+
+def first_changes(seed: int) -> list[float]:
+    """Loop times of every live match's first change, for 10 changes/s per match."""
+    config = SimulatorConfig(soccer=200, cricket=50, update_rate=10.0, seed=seed)
+    hub = Hub(config, wall_now=NOW, loop_now=0.0)
+    return sorted(due for due, _ in hub._schedule)
+
+
+def test_first_changes_spread_over_one_interval() -> None:
+    dues = first_changes(seed=1)
+    assert len(dues) > 150
+    assert all(0.0 <= due < 0.1 for due in dues)
+    # Spread over the whole interval: every tenth of it holds some first changes, none most.
+    buckets = [0] * 10
+    for due in dues:
+        buckets[int(due / 0.01)] += 1
+    assert min(buckets) > 0
+    assert max(buckets) < len(dues) / 4
+
+
+def test_schedule_is_reproducible_per_seed() -> None:
+    assert first_changes(seed=3) == first_changes(seed=3)
+    assert first_changes(seed=3) != first_changes(seed=4)
+
+
+def test_run_due_steps_only_the_matches_due() -> None:
+    config = SimulatorConfig(soccer=40, cricket=10, update_rate=10.0, seed=2)
+    hub = Hub(config, wall_now=NOW, loop_now=0.0)
+    due_by_half_interval = sum(due <= 0.05 for due, _ in hub._schedule)
+    hub.run_due(NOW, 0.05, budget=10_000)
+    # Each stepped match is rescheduled one interval (0.1 s) after its due time.
+    stepped = [due for due, _ in hub._schedule if due > 0.1]
+    assert 0 < due_by_half_interval < len(hub._schedule)
+    assert len(stepped) == due_by_half_interval
+
+
+def test_a_schedule_far_behind_skips_ahead_and_keeps_each_match_phase() -> None:
+    config = SimulatorConfig(soccer=100, cricket=0, update_rate=10.0, seed=5)
+    hub = Hub(config, wall_now=NOW, loop_now=0.0)
+    phases = {match_id: due for due, match_id in hub._schedule}
+    hub.run_due(NOW, 30.0, budget=10_000)  # play resumes 30 s late (a pause, a slow start)
+    for due, match_id in hub._schedule:
+        assert 29.0 <= due <= 30.1  # no burst of catch-up changes queued
+        assert (due - phases[match_id]) % 0.1 == pytest.approx(0.0, abs=1e-6) or (
+            due - phases[match_id]
+        ) % 0.1 == pytest.approx(0.1, abs=1e-6)
+    assert len({round(due, 6) for due, _ in hub._schedule}) > 50
