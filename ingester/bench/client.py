@@ -3,7 +3,8 @@
 ``python -m ingester.bench.client SPEC.json OUT.json`` subscribes the ids of the spec over
 connections of at most ``per_connection`` matches, drains them for ``warmup`` seconds, then
 counts frames for ``seconds`` and keeps up to ``sample`` data frames (the hot-path and
-producer ceilings run on them). It writes ``{"frames", "seconds", "sample"}`` to OUT.json.
+producer ceilings run on them). It writes ``{"frames", "seconds", "cpu_seconds", "sample"}``
+to OUT.json (``cpu_seconds``: this process's CPU time while counting).
 """
 
 from __future__ import annotations
@@ -47,16 +48,16 @@ async def drain(spec: dict[str, Any]) -> dict[str, Any]:
     readers = [asyncio.create_task(read(i, ws)) for i, ws in enumerate(connections)]
     await asyncio.sleep(spec["warmup"])
     counting.set()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.sleep(spec["seconds"])
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     frames = sum(counts)
     for task in readers:
         task.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
     for websocket in connections:
         await websocket.close()
-    return {"frames": frames, "seconds": elapsed, "sample": sample}
+    return {"frames": frames, "seconds": elapsed, "cpu_seconds": cpu, "sample": sample}
 
 
 def main(argv: list[str]) -> int:

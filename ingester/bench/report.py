@@ -117,6 +117,17 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{result['ratio_to_slowest_ceiling']:.2f}",
             )
         )
+    bound = result.get("serial_bound")
+    if bound:
+        costs = " + ".join(f"{us:.0f}" for us in bound["cpu_us_per_frame"].values())
+        rows.append(
+            (
+                "serial bound: one core, client + hot path + send_batch() CPU µs/frame",
+                f"{costs} µs → {bound['frames_per_s']:,.0f} frames/s",
+            )
+        )
+    if "ratio_to_serial_bound" in result:
+        rows.append(("ingester / serial bound", f"{result['ratio_to_serial_bound']:.2f}"))
     scale = result.get("scale")
     if scale:
         rows += [

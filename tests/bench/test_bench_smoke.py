@@ -45,6 +45,16 @@ def test_throughput_scenario_measures_the_ingester_and_its_ceilings(
     assert len(ceilings) == 4
     assert all(rate > 0 for rate in ceilings.values())
     assert result["ratio_to_slowest_ceiling"] > 0  # type: ignore[operator]
+    bound = result["serial_bound"]
+    assert isinstance(bound, dict)
+    assert set(bound["cpu_us_per_frame"]) == {
+        "websocket client",
+        "hot path",
+        "aiokafka send_batch()",
+    }
+    assert all(us > 0 for us in bound["cpu_us_per_frame"].values())
+    assert bound["frames_per_s"] == pytest.approx(1e6 / sum(bound["cpu_us_per_frame"].values()))
+    assert result["ratio_to_serial_bound"] > 0  # type: ignore[operator]
     assert result["timeline"]
 
 
@@ -56,7 +66,9 @@ def test_scale_scenario_times_the_recovery_after_a_mass_drop(kafka: object, tmp_
     )  # fmt: skip
     scale = result["scale"]
     assert isinstance(scale, dict)
-    assert result["followed"] == 8  # 8 of 10 matches are live
+    # 8 of the 10 matches are live at start-up; a scheduled one may kick off before the
+    # bench reads the listing. Every followed match must have come back after the drop.
+    assert 8 <= result["followed"] <= 9  # type: ignore[operator]
     assert len(scale["recovery_s"]) == 1
     assert 0 < scale["recovery_s"][0] < 60
     assert scale["peak_rss_mb"] > 0
