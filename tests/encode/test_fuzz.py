@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from ingester.convert import ValidationFailed, load_converters
 from ingester.convert.samples import protocol_example
 from ingester.encode import Decoder, EncodeFailed, build_encoder
+from tests.mutations import mutate
 
 CONVERTERS = load_converters()
 ENCODER = build_encoder(CONVERTERS.schemas, topic="live-scores")
@@ -29,36 +30,11 @@ JSON_VALUES = st.recursive(
 )
 
 
-def _containers(value: Any, found: list[Any]) -> list[Any]:
-    """Every dict and list inside ``value`` (itself included), depth first."""
-    if isinstance(value, dict | list):
-        found.append(value)
-        for child in value.values() if isinstance(value, dict) else value:
-            _containers(child, found)
-    return found
-
-
 @st.composite
 def mutated_data(draw: st.DrawFn) -> Any:
     """A protocol example with a few random deletions, replacements and additions."""
     data: Any = protocol_example(draw(st.sampled_from(["soccer", "cricket"])))
-    for _ in range(draw(st.integers(min_value=0, max_value=4))):
-        target = draw(st.sampled_from(_containers(data, [])))
-        action = draw(st.sampled_from(["delete", "replace", "add"]))
-        if isinstance(target, dict) and target:
-            key = draw(st.sampled_from(sorted(target)))
-            if action == "delete":
-                del target[key]
-            elif action == "replace":
-                target[key] = draw(JSON_VALUES)
-            else:
-                target[draw(st.text(max_size=8))] = draw(JSON_VALUES)
-        elif isinstance(target, list) and target:
-            index = draw(st.integers(min_value=0, max_value=len(target) - 1))
-            if action == "delete":
-                del target[index]
-            else:
-                target[index] = draw(JSON_VALUES)
+    mutate(draw, data, JSON_VALUES, max_edits=4)
     if draw(st.integers(min_value=0, max_value=20)) == 0:
         data = draw(JSON_VALUES)
     return data

@@ -30,6 +30,7 @@ from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor
 from ingester.settings import load_settings
 from ingester.upstream.subscriptions import SubscriptionBook
+from tests.mutations import mutate
 
 FOLLOWED = (protocol_example("soccer")["match_id"], protocol_example("cricket")["match_id"])
 NOW = 1_800_000_000.0
@@ -87,19 +88,14 @@ VALUES = st.recursive(
 )
 
 
-def _containers(value: Any, found: list[Any]) -> list[Any]:
-    if isinstance(value, dict | list):
-        found.append(value)
-        for child in value.values() if isinstance(value, dict) else value:
-            _containers(child, found)
-    return found
-
-
 def _nested(depth: int) -> Any:
     value: Any = 1
     for level in range(depth):
         value = [value] if level % 2 else {"n": value}
     return value
+
+
+DEEP = st.builds(_nested, st.integers(min_value=10, max_value=120))
 
 
 @st.composite
@@ -119,25 +115,7 @@ def frames(draw: st.DrawFn) -> bytes:
     if envelope["op"] == "error":
         envelope["code"] = draw(st.sampled_from(["sport_not_enabled", "rate_limited", "odd"]))
         envelope["error"] = draw(st.text(max_size=40))
-    for _ in range(draw(st.integers(min_value=0, max_value=5))):
-        target = draw(st.sampled_from(_containers(envelope, [])))
-        action = draw(st.sampled_from(["delete", "replace", "add", "nest"]))
-        if isinstance(target, dict) and target:
-            key = draw(st.sampled_from(sorted(target)))
-            if action == "delete":
-                del target[key]
-            elif action == "replace":
-                target[key] = draw(VALUES)
-            elif action == "nest":
-                target[key] = _nested(draw(st.integers(min_value=10, max_value=120)))
-            else:
-                target[draw(st.text(max_size=8))] = draw(VALUES)
-        elif isinstance(target, list) and target:
-            index = draw(st.integers(min_value=0, max_value=len(target) - 1))
-            if action == "delete":
-                del target[index]
-            else:
-                target[index] = draw(VALUES)
+    mutate(draw, envelope, VALUES, max_edits=5, nested=DEEP)
     if draw(st.integers(min_value=0, max_value=30)) == 0:
         envelope = draw(VALUES)
     # json (not orjson) so NaN/Infinity and surrogates end up on the wire as a server might
