@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +20,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingester.bench.processes import Child, free_port
 from ingester.control.commands import encode_command
 from ingester.control.topics import ensure_topics
 from ingester.encode import Decoder
@@ -32,17 +28,8 @@ from ingester.settings import load_settings
 
 T = TypeVar("T")
 
-PYTHON = [sys.executable, "-m", "ingester"]
 #: The API key of the e2e tests: distinctive, so a leak anywhere is found by a search.
 TEST_KEY = "sk_test_7Qm2v9XcLp4R"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def wait_for(
@@ -68,20 +55,8 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-class Process:
-    """A child process whose output goes to a file; stopped (process group) on :meth:`stop`."""
-
-    def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.argv = argv
-        self.log = log
-        self._out = log.open("ab")
-        self.proc = subprocess.Popen(
-            argv,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            start_new_session=True,
-        )
+class Process(Child):
+    """``python -m ingester ARGS``, output in a log file; :meth:`stop` ends its process group."""
 
     def output(self) -> str:
         """Everything the process printed so far."""
@@ -100,18 +75,6 @@ class Process:
         """Wait for the exit code."""
         return self.proc.wait(timeout)
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then SIGKILL the whole group after ``timeout``; the exit code."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._out.close()
-        return self.proc.returncode
-
 
 class Simulator(Process):
     """``sportrix-ingester simulate`` on a free loopback port."""
@@ -121,7 +84,7 @@ class Simulator(Process):
         key_args = [a for key in keys for a in ("--api-key", key)]
         super().__init__(
             [
-                *PYTHON, "simulate", "--host", "127.0.0.1", "--port", str(self.port),
+                "simulate", "--host", "127.0.0.1", "--port", str(self.port),
                 "--seed", "7", *key_args, *args,
             ],
             tmp / f"simulator-{self.port}.log",
@@ -191,6 +154,8 @@ class Daemon(Process):
         self.http_port = free_port()
         name = settings.pop("INGESTER_INSTANCE_ID", f"ingester-{self.http_port}")
         self.instance_id = name
+        self.bootstrap = bootstrap
+        self.topics = topics
         env = {
             "SPORTRIX_URL": upstream_url,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -208,7 +173,7 @@ class Daemon(Process):
         }
         if api_key is not None:
             env["SPORTRIX_API_KEY"] = api_key
-        super().__init__([*PYTHON, "run"], tmp / f"{name}.log", env)
+        super().__init__(["run"], tmp / f"{name}.log", env)
 
     def get(self, path: str) -> tuple[int, bytes]:
         """GET ``path`` on the daemon's HTTP port."""
@@ -249,6 +214,12 @@ class Daemon(Process):
             deadline,
         )
 
+    async def follow(self, match_ids: list[int], deadline: float = 60.0) -> None:
+        """Wait until ready, add ``match_ids`` on its config topic, wait until all are active."""
+        await self.wait_ready(deadline)
+        await add_matches(self.bootstrap, self.topics.config, match_ids)
+        await self.wait_active(match_ids, deadline)
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """Every sample of ``/metrics``, keyed by name and sorted labels ({} while not up)."""
         code, body = self.get("/metrics")
@@ -270,6 +241,14 @@ class Daemon(Process):
     def metric(self, name: str, **labels: str) -> float:
         """One sample's value (0 when absent)."""
         return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def total(self, name: str, **fixed: str) -> float:
+        """Sum of a metric's samples whose labels include ``fixed``."""
+        return sum(
+            value
+            for (sample, labels), value in self.metrics().items()
+            if sample == name and all(dict(labels).get(k) == v for k, v in fixed.items())
+        )
 
 
 async def send_commands(

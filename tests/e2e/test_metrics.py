@@ -28,14 +28,6 @@ DOCUMENTED = {
 }
 
 
-def total(daemon: Daemon, name: str, **fixed: str) -> float:
-    return sum(
-        value
-        for (sample, labels), value in daemon.metrics().items()
-        if sample == name and all(dict(labels).get(k) == v for k, v in fixed.items())
-    )
-
-
 async def test_counters_agree_with_the_simulator_and_the_topic(
     tmp_path: Path, bootstrap: str, topics: Topics, data_reader: TopicReader
 ) -> None:
@@ -43,9 +35,7 @@ async def test_counters_agree_with_the_simulator_and_the_topic(
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
     matches = simulator.matches("soccer")[:2] + simulator.matches("cricket")[:1]
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await daemon.wait_active(matches)
+        await daemon.follow(matches)
         for drop in (1, 2):
             simulator.get("/_sim/drop?mode=close")
             await wait_for(
@@ -73,20 +63,20 @@ async def test_counters_agree_with_the_simulator_and_the_topic(
         )
         snapshots = sum(stats["matches"][str(m)]["snapshots_sent"] for m in matches)
         await wait_for(
-            lambda: total(daemon, "sportrix_ingester_frames_total") == sent,
+            lambda: daemon.total("sportrix_ingester_frames_total") == sent,
             f"all {sent} frames counted",
         )
-        assert total(daemon, "sportrix_ingester_frames_total", op="snapshot") == snapshots
+        assert daemon.total("sportrix_ingester_frames_total", op="snapshot") == snapshots
         assert snapshots >= 3 * len(matches)  # one per subscribe, one per reconnect
         skipped = daemon.metric("sportrix_ingester_skipped_frames_total", reason="not_followed")
-        produced = total(daemon, "sportrix_ingester_records_produced_total")
+        produced = daemon.total("sportrix_ingester_records_produced_total")
         assert produced == sent - skipped
         assert daemon.metric("sportrix_ingester_upstream_reconnects_total", reason="closed") == 2
         assert stats["drops"] == {"close": 2}
         await data_reader.poll_until(lambda rs: len(rs) == produced, f"{produced} records")
-        lag_count = total(daemon, "sportrix_ingester_lag_seconds_count")
+        lag_count = daemon.total("sportrix_ingester_lag_seconds_count")
         assert lag_count == produced
-        assert total(daemon, "sportrix_ingester_dlq_records_total") == 0
+        assert daemon.total("sportrix_ingester_dlq_records_total") == 0
         assert daemon.metric("sportrix_ingester_buffered_records") == 0
         exported = daemon.metrics()
         for family, labels in DOCUMENTED.items():

@@ -41,9 +41,7 @@ async def test_records_follow_the_config_topic_and_match_the_simulator(
     wanted = soccer + cricket
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, wanted)
-        await daemon.wait_active(wanted)
+        await daemon.follow(wanted)
 
         def enough(records: list[object]) -> bool:
             counts = {m: len(rs) for m, rs in data_reader.by_match().items()}
@@ -259,9 +257,7 @@ async def test_more_matches_than_one_connection_holds_are_spread(
     )
     try:
         catalogue = [m["match_id"] for m in simulator.get("/v1/matches")]
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, catalogue)
-        await daemon.wait_active(catalogue)
+        await daemon.follow(catalogue)
         connections = daemon.status()["connections"]
         assert len(connections) == -(-len(catalogue) // 6)
         assert all(c["state"] == "connected" for c in connections)

@@ -92,18 +92,9 @@ def frames_sent(simulator: Simulator, matches: list[int]) -> dict[int, int]:
     return {m: s["snapshots_sent"] + s["updates_sent"] for m, s in sent(simulator, matches).items()}
 
 
-def total(daemon: Daemon, name: str, **fixed: str) -> float:
-    """Sum of a metric's samples whose labels include ``fixed``."""
-    return sum(
-        value
-        for (sample, labels), value in daemon.metrics().items()
-        if sample == name and all(dict(labels).get(k) == v for k, v in fixed.items())
-    )
-
-
 def received(daemon: Daemon) -> float:
     """Data frames the daemon received (``frames_total``, every sport and op)."""
-    return total(daemon, "sportrix_ingester_frames_total")
+    return daemon.total("sportrix_ingester_frames_total")
 
 
 async def settle(

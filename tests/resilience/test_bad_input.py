@@ -13,7 +13,7 @@ from ingester.control.commands import encode_command
 from ingester.control.topics import ensure_topics
 from ingester.settings import load_settings
 from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, add_matches, wait_for
-from tests.resilience.ledger import ledgers, read_all, report, sent, settle, total
+from tests.resilience.ledger import ledgers, read_all, report, sent, settle
 
 KINDS = (
     "bad_json",
@@ -54,9 +54,7 @@ async def test_every_malformed_kind_is_dead_lettered_exactly_and_neighbours_are_
     matches = simulator.matches("soccer")[:3]
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await daemon.wait_active(matches)
+        await daemon.follow(matches)
 
         def each_kind_sent(n: int) -> bool:
             by_kind = simulator.get("/_sim/stats")["malformed_sent"]["by_kind"]
@@ -77,7 +75,7 @@ async def test_every_malformed_kind_is_dead_lettered_exactly_and_neighbours_are_
         dead = sum(expected.values())
         await read_all(dlq_reader, dead, f"{dead} dead letters")
         in_dlq = Counter(r.headers["stage"].decode() for r in dlq_reader.records)
-        soccer = total(daemon, "sportrix_ingester_frames_total", sport="soccer")
+        soccer = daemon.total("sportrix_ingester_frames_total", sport="soccer")
         good = soccer - expected["validate"]
         await read_all(data_reader, int(good), f"{good:.0f} records")
         books = ledgers(data_reader.records)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ingester.localkafka import LocalKafka
-from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, add_matches, wait_for
+from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, wait_for
 from tests.resilience.ledger import (
     frames_sent,
     ledgers,
@@ -17,7 +17,6 @@ from tests.resilience.ledger import (
     rss_kib,
     sent,
     settle,
-    total,
 )
 
 
@@ -26,7 +25,14 @@ def _topics(name: str) -> Topics:
     return Topics(f"{stamp}-data", f"{stamp}-config", f"{stamp}-dlq")
 
 
-async def test_broker_stopped_15s_every_received_frame_lands_once_in_order(  # noqa: PLR0915
+async def _records_flowing(daemon: Daemon) -> None:
+    await wait_for(
+        lambda: daemon.total("sportrix_ingester_records_produced_total") >= 100,
+        "records flowing",
+    )
+
+
+async def test_broker_stopped_15s_every_received_frame_lands_once_in_order(
     tmp_path: Path, outage_kafka: LocalKafka
 ) -> None:
     bootstrap = outage_kafka.bootstrap_servers
@@ -36,13 +42,8 @@ async def test_broker_stopped_15s_every_received_frame_lands_once_in_order(  # n
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
     reader = TopicReader(bootstrap, topics.data)
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await daemon.wait_active(matches)
-        await wait_for(
-            lambda: total(daemon, "sportrix_ingester_records_produced_total") >= 100,
-            "records flowing",
-        )
+        await daemon.follow(matches)
+        await _records_flowing(daemon)
         before = received(daemon)
         outage_kafka.stop()
         down_at = time.monotonic()
@@ -126,13 +127,8 @@ async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_l
     )
     reader = TopicReader(bootstrap, topics.data)
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await daemon.wait_active(matches)
-        await wait_for(
-            lambda: total(daemon, "sportrix_ingester_records_produced_total") >= 100,
-            "records flowing",
-        )
+        await daemon.follow(matches)
+        await _records_flowing(daemon)
         rss_before = rss_kib(daemon.proc.pid)
         outage_kafka.stop()
         down_at = time.monotonic()
@@ -148,7 +144,7 @@ async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_l
             rss.append(rss_kib(daemon.proc.pid))
             await asyncio.sleep(0.5)
         paused_at_end = daemon.metric("sportrix_ingester_upstream_paused")
-        reconnects_during = total(daemon, "sportrix_ingester_upstream_reconnects_total")
+        reconnects_during = daemon.total("sportrix_ingester_upstream_reconnects_total")
         outage_kafka.start_again()
         up_at = time.monotonic()
         await wait_for(

@@ -6,8 +6,8 @@ import signal
 import time
 from pathlib import Path
 
-from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, add_matches, wait_for
-from tests.resilience.ledger import ledgers, read_all, received, report, total
+from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, wait_for
+from tests.resilience.ledger import ledgers, read_all, received, report
 
 FLUSH_TIMEOUT = 10.0
 
@@ -26,9 +26,7 @@ async def test_sigterm_under_load_flushes_everything_received_and_exits_0(
         INGESTER_LINGER_MS="50",
     )
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await daemon.wait_active(matches)
+        await daemon.follow(matches)
         await wait_for(lambda: received(daemon) >= 2000, "load: 2,000 frames received")
         # What the daemon had received just before the signal: a lower bound per match.
         before = {m["match_id"]: m["last_seq"] for m in daemon.status()["matches"]}
@@ -80,12 +78,10 @@ async def test_kill_9_under_load_then_restart_resumes_every_match_with_a_snapsho
     )
     second: Daemon | None = None
     try:
-        await first.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await first.wait_active(matches)
+        await first.follow(matches)
         await wait_for(lambda: received(first) >= 2000, "load: 2,000 frames received")
         in_flight = first.metric("sportrix_ingester_buffered_records")
-        produced = total(first, "sportrix_ingester_records_produced_total")
+        produced = first.total("sportrix_ingester_records_produced_total")
         got = received(first)
         first.signal(signal.SIGKILL)
         assert first.wait(10) == -signal.SIGKILL

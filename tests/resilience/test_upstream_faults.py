@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, add_matches, wait_for
+from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, wait_for
 from tests.resilience.ledger import frames_sent, ledgers, read_all, received, report, sent, settle
 
 RECONNECTS = "sportrix_ingester_upstream_reconnects_total"
@@ -61,9 +61,7 @@ async def test_drops_with_and_without_a_close_frame(
     matches = simulator.matches("soccer")[:4]
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await daemon.wait_active(matches)
+        await daemon.follow(matches)
         timings = {}
         for mode, reason in (("close", "closed"), ("abrupt", "error")):
             await _flowing(daemon)
@@ -97,9 +95,7 @@ async def test_503_handshakes_for_30s_then_recovery(
     matches = simulator.matches("soccer")[:2]
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await daemon.wait_active(matches)
+        await daemon.follow(matches)
         await _flowing(daemon)
         simulator.get("/_sim/refuse?seconds=30&status=503")
         refused_at = time.monotonic()
@@ -146,9 +142,7 @@ async def test_a_70s_stall_is_detected_and_the_connection_replaced(
     matches = simulator.matches("soccer")[:2]
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_IDLE_TIMEOUT="31")
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await daemon.wait_active(matches)
+        await daemon.follow(matches)
         await _flowing(daemon)
         simulator.get("/_sim/stall?seconds=70")
         stalled_at = time.monotonic()
@@ -197,9 +191,7 @@ async def test_a_revoked_key_fixed_by_rewriting_the_key_file_needs_no_restart(
         INGESTER_AUTH_BACKOFF="2",
     )
     try:
-        await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, matches)
-        await daemon.wait_active(matches)
+        await daemon.follow(matches)
         await _flowing(daemon)
         pid = daemon.proc.pid
         simulator.get(f"/_sim/keys?revoke={old_key}")
