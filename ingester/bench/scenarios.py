@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from ingester.bench.processes import (
     metric_value,
 )
 from ingester.bench.report import lag_summary, markdown, plot, timeline
-from ingester.bench.topic import APPEND_TIME, create_topic, follow, read_appended
+from ingester.bench.topic import APPEND_TIME, Appended, create_topic, follow, read_appended
 
 __all__ = ["Options", "run"]
 
@@ -237,6 +237,28 @@ def _ratio(result: dict[str, Any]) -> None:
         result["ratio_to_serial_bound"] = result["ingester"]["frames_per_s"] / bound
 
 
+def _measured(
+    frames: int,
+    cpu: float,
+    elapsed: float,
+    rss: float,
+    peak: float,
+    appended: Sequence[Appended],
+    start_ms: int,
+    end_ms: int,
+) -> dict[str, Any]:
+    """The daemon's figures for the window: rates, lag, CPU and memory."""
+    return {
+        "frames": frames,
+        "frames_per_s": frames / elapsed,
+        **lag_summary(appended, start_ms, end_ms),
+        "cpu_s_per_1000_frames": cpu / frames * 1000 if frames else 0.0,
+        "cpu_utilisation": cpu / elapsed,
+        "rss_mb": rss,
+        "peak_rss_mb": peak,
+    }
+
+
 # -- the ingester --------------------------------------------------------------------------
 
 
@@ -324,16 +346,7 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
         sim.stop()
     _say("reading the topic back")
     appended = await read_appended(bootstrap, daemon.topic, options.partitions)
-    summary = lag_summary(appended, start_ms, end_ms)
-    result["ingester"] = {
-        "frames": frames,
-        "frames_per_s": frames / elapsed,
-        **summary,
-        "cpu_s_per_1000_frames": cpu / frames * 1000 if frames else 0.0,
-        "cpu_utilisation": cpu / elapsed,
-        "rss_mb": rss,
-        "peak_rss_mb": peak,
-    }
+    result["ingester"] = _measured(frames, cpu, elapsed, rss, peak, appended, start_ms, end_ms)
     rows = timeline(appended, start_ms, end_ms)
     for row, sent in zip(rows, per_second, strict=False):
         row["frames_sent"] = sent
@@ -388,13 +401,5 @@ async def _scale(options: Options, bootstrap: str, result: dict[str, Any]) -> No
         "rss_mb": rss,
         "peak_rss_mb": peak,
     }
-    result["ingester"] = {
-        "frames": frames,
-        "frames_per_s": frames / elapsed,
-        **lag_summary(appended, start_ms, end_ms),
-        "cpu_s_per_1000_frames": cpu / frames * 1000 if frames else 0.0,
-        "cpu_utilisation": cpu / elapsed,
-        "rss_mb": rss,
-        "peak_rss_mb": peak,
-    }
+    result["ingester"] = _measured(frames, cpu, elapsed, rss, peak, appended, start_ms, end_ms)
     result["timeline"] = timeline(appended, start_ms, end_ms)
