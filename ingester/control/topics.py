@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from ingester.produce.kafka_client import client_kwargs
 from ingester.settings import Settings
@@ -14,6 +16,9 @@ from ingester.settings import Settings
 __all__ = ["TopicError", "ensure_topics"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds to wait for a topic created a moment ago to be described by the broker.
+_DESCRIBE_WAIT = 10.0
 
 
 class TopicError(Exception):
@@ -71,12 +76,34 @@ async def ensure_topics(settings: Settings, data_topics: bool = True) -> None:
 
 
 async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
+    """The topic's ``cleanup.policy``.
+
+    A topic created a moment ago may not be described yet (the broker answers
+    UNKNOWN_TOPIC_OR_PARTITION until the controller's metadata reaches it): ask again for
+    up to :data:`_DESCRIBE_WAIT` seconds before calling the policy unknown.
+    """
+    deadline = time.monotonic() + _DESCRIBE_WAIT
+    while True:
+        policy, problem = await _describe_policy(admin, topic)
+        if policy is not None:
+            return policy
+        if time.monotonic() >= deadline:
+            return f"unknown ({problem})"
+        await asyncio.sleep(0.2)
+
+
+async def _describe_policy(admin: AIOKafkaAdminClient, topic: str) -> tuple[str | None, str]:
+    """``(policy, "")``, or ``(None, why not)`` when the broker did not describe it."""
     responses = await admin.describe_configs(
         [ConfigResource(ConfigResourceType.TOPIC, topic, configs={"cleanup.policy": None})]
     )
+    problem = "not in the broker's answer"
     for response in responses:
-        for resource in response.resources:
-            for entry in resource[4]:
+        for error_code, error_message, _, _, entries in response.resources:
+            if error_code:
+                problem = f"{for_code(error_code).__name__}: {error_message or ''}".rstrip(": ")
+                continue
+            for entry in entries:
                 if entry[0] == "cleanup.policy":
-                    return str(entry[1])
-    return "unknown"
+                    return str(entry[1]), ""
+    return None, problem
