@@ -76,11 +76,11 @@ async def ensure_topics(settings: Settings, data_topics: bool = True) -> None:
 
 
 async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
-    """The topic's ``cleanup.policy``.
+    """The config topic's ``cleanup.policy``; raise :class:`TopicError` if it cannot be read.
 
     A topic created a moment ago may not be described yet (the broker answers
     UNKNOWN_TOPIC_OR_PARTITION until the controller's metadata reaches it): ask again for
-    up to :data:`_DESCRIBE_WAIT` seconds before calling the policy unknown.
+    up to :data:`_DESCRIBE_WAIT` seconds before giving up.
     """
     deadline = time.monotonic() + _DESCRIBE_WAIT
     while True:
@@ -88,7 +88,10 @@ async def _cleanup_policy(admin: AIOKafkaAdminClient, topic: str) -> str:
         if policy is not None:
             return policy
         if time.monotonic() >= deadline:
-            return f"unknown ({problem})"
+            raise TopicError(
+                f"INGESTER_CONFIG_TOPIC {topic}: the broker does not describe its "
+                f"cleanup.policy ({problem})"
+            )
         await asyncio.sleep(0.2)
 
 
