@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from ingester.bench.processes import PYTHON
 from ingester.control.commands import MAX_COMMAND_BYTES, encode_command
 from tests.conftest import TopicFactory
 from tests.e2e.harness import (
-    PYTHON,
     Daemon,
     Simulator,
     TopicReader,
