@@ -123,6 +123,11 @@ async def test_records_follow_the_config_topic_and_match_the_simulator(
             f"match {removed}'s records to stop for {quiet.window:.0f}s while "
             f"{others} each gain {quiet.growth}",
         )
+        # the silence is the unsubscribe, not the match standing still: it played on upstream
+        upstream = simulator.get(f"/_sim/matches/{removed}")
+        last_seq = max(r.decoded["seq"] for r in data_reader.by_match()[removed] if r.decoded)
+        if upstream["status"] == "live":
+            assert upstream["seq"] > last_seq, (upstream["seq"], last_seq)
         assert TEST_KEY not in daemon.everything_visible()
     finally:
         assert daemon.stop() == 0, daemon.output()[-3000:]
