@@ -7,6 +7,7 @@ import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import OutOfOrderSequenceNumber
 from prometheus_client import CollectorRegistry
 
 from ingester.observe.metrics import Metrics
@@ -133,3 +134,81 @@ async def test_a_record_kafka_refuses_for_good_is_dropped_and_counted_not_retrie
     )
     assert errors == 1
     assert any("record dropped" in r.getMessage() for r in caplog.records)
+
+
+class StuckProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """An idempotent producer that gets stuck after ``healthy`` batches, as aiokafka's can
+    after a broker outage (aio-libs/aiokafka#1017): every later batch fails with the fatal
+    ``OutOfOrderSequenceNumber`` and nothing of it reaches the broker."""
+
+    def __init__(self, healthy: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.healthy = healthy
+
+    async def send_batch(self, batch: object, topic: str, *, partition: int) -> object:
+        if self.healthy <= 0:
+            failed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            failed.set_exception(OutOfOrderSequenceNumber("stuck idempotent producer"))
+            return failed
+        self.healthy -= 1
+        return await super().send_batch(batch, topic, partition=partition)
+
+
+async def test_a_stuck_producer_is_rebuilt_and_the_unacknowledged_records_resent_in_order(
+    kafka: object, topic_factory: TopicFactory
+) -> None:
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    topic = await topic_factory(partitions=3)
+    metrics = Metrics(CollectorRegistry())
+    buffer = RecordBuffer(capacity=1000)
+    built: list[StuckProducer] = []
+
+    def factory() -> AIOKafkaProducer:
+        # the first producer gets stuck after 2 batches; its replacements are healthy
+        producer = StuckProducer(
+            2 if not built else 1_000_000,
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+        )
+        built.append(producer)
+        return producer
+
+    sink = KafkaSink(buffer, metrics, factory)
+    count = 600
+    now = time.time()
+    for n in range(count):  # buffered before the sink runs: several batches per partition
+        await buffer.put(
+            OutRecord(
+                topic=topic,
+                key=str(n % 7).encode(),
+                value=str(n).encode(),
+                headers=[],
+                received_at=now,
+                sport="soccer",
+            )
+        )
+    task = asyncio.create_task(sink.run())
+    try:
+        await asyncio.wait_for(buffer.drained(), 60)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(built) >= 2, "the stuck producer was replaced"
+    registry = metrics.registry
+    assert registry.get_sample_value("sportrix_ingester_producer_rebuilds_total") >= 1
+    assert (
+        registry.get_sample_value(
+            "sportrix_ingester_produce_errors_total", {"error": "OutOfOrderSequenceNumber"}
+        )
+        or 0
+    ) >= 1
+    seen = await read_all(bootstrap, topic, count)
+    assert sorted(int(v) for _, v in seen) == list(range(count)), "every record exactly once"
+    for key in {k for k, _ in seen}:
+        values = [int(v) for k, v in seen if k == key]
+        assert values == sorted(values), f"key {key!r}: order broken across the rebuild"
+    assert (
+        registry.get_sample_value("sportrix_ingester_records_produced_total", {"sport": "soccer"})
+        == count
+    )
