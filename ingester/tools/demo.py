@@ -101,7 +101,15 @@ def _pick_matches(catalogue: list[dict[str, Any]], soccer: int, cricket: int) ->
     return chosen
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _run_demo(args: argparse.Namespace) -> int:
+    # The children run in their own sessions, so a SIGTERM or a closed terminal (SIGHUP) must
+    # take the same way out as Ctrl-C, or the simulator and the daemon would outlive the demo.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     python = [sys.executable, "-m", "ingester"]
