@@ -27,6 +27,7 @@ from .conftest import CHART, Helm
 #: Oldest supported (Chart.yaml kubeVersion) and a recent one; both ship with the package.
 KUBERNETES_VERSIONS = ("1.29.0", "1.33.0")
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+RUNBOOK_BASE = "https://git.example.com/sportrix-ingester/blob/v1.0.0"
 
 # Distinctive fake secrets: none may appear in plain text in any rendered manifest.
 FAKE_API_KEY = "FAKE-api-key-7c1e9b3d-never-render-me"
@@ -90,7 +91,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "credentials": {"existingSecret": "sportrix-credentials"},
         "metrics": {
             "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus"}},
-            "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus"}},
+            "prometheusRule": {
+                "enabled": True,
+                "labels": {"release": "kube-prometheus"},
+                "runbookBaseUrl": RUNBOOK_BASE + "/",
+            },
         },
         "grafana": {"dashboard": {"enabled": True, "annotations": {"grafana_folder": "Ingest"}}},
         "networkPolicy": {
@@ -434,8 +439,15 @@ def test_monitoring_objects(helm: Helm) -> None:
     rule = one(docs, "PrometheusRule")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     rules_file = yaml.safe_load((CHART / "files" / "alerts.rules.yml").read_text(encoding="utf-8"))
-    assert rule["spec"] == rules_file, "the PrometheusRule spec must be files/alerts.rules.yml"
-    assert rule["spec"]["groups"]
+    verbatim = {"metrics": {"prometheusRule": {"enabled": True}}}
+    assert one(render(helm, {**BASE, **verbatim}), "PrometheusRule")["spec"] == rules_file, (
+        "without runbookBaseUrl the PrometheusRule spec must be files/alerts.rules.yml"
+    )
+    alerts = [r for group in rules_file["groups"] for r in group["rules"] if "alert" in r]
+    assert alerts
+    for alert in alerts:
+        alert["annotations"]["runbook_url"] = f"{RUNBOOK_BASE}/{alert['annotations']['runbook_url']}"
+    assert rule["spec"] == rules_file, "the spec must be the rules file with absolute runbook URLs"
 
     dashboards = [
         d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")
@@ -512,6 +524,10 @@ REFUSED: dict[str, tuple[dict[str, Any] | None, str]] = {
     "CA without TLS": (
         {**BASE, "kafka": {**BASE["kafka"], "tls": {"ca": {"secretName": "ca"}}}},
         "/kafka/tls/ca/secretName",
+    ),
+    "runbook base that is not a URL": (
+        {**BASE, "metrics": {"prometheusRule": {"enabled": True, "runbookBaseUrl": "docs/"}}},
+        "/metrics/prometheusRule/runbookBaseUrl",
     ),
     "network policy without brokers": (
         {**BASE, "networkPolicy": {"enabled": True}},
