@@ -446,7 +446,9 @@ def test_monitoring_objects(helm: Helm) -> None:
     alerts = [r for group in rules_file["groups"] for r in group["rules"] if "alert" in r]
     assert alerts
     for alert in alerts:
-        alert["annotations"]["runbook_url"] = f"{RUNBOOK_BASE}/{alert['annotations']['runbook_url']}"
+        alert["annotations"]["runbook_url"] = (
+            f"{RUNBOOK_BASE}/{alert['annotations']['runbook_url']}"
+        )
     assert rule["spec"] == rules_file, "the spec must be the rules file with absolute runbook URLs"
 
     dashboards = [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ingester.convert.registry import load_converters
 from tests.e2e.harness import (
     TEST_KEY,
     Daemon,
@@ -250,11 +251,35 @@ async def test_dropped_connections_are_replaced_and_snapshots_resync(
             "three snapshots per match (one per reconnect)",
         )
         assert daemon.metric("sportrix_ingester_upstream_reconnects_total", reason="error") >= 2
-        # the latest state in Kafka equals the simulator's at that seq
+        # every record is the simulator's state at its seq
         for match_id, records in data_reader.by_match().items():
-            last = records[-1].decoded
+            for record in records:
+                assert record.decoded is not None
+                sent = simulator.state_at(match_id, record.decoded["seq"])
+                assert record.decoded["score"] == sent["score"]
+        # end the matches (the drops go on): the last record of each match in Kafka becomes
+        # the simulator's final state
+        final = {}
+        for match_id in matches:
+            simulator.get(f"/_sim/finish?match_id={match_id}")
+            final[match_id] = simulator.get(f"/_sim/matches/{match_id}")
+
+        def caught_up(_records: object) -> bool:
+            grouped = data_reader.by_match()
+            return all(
+                (grouped[m][-1].decoded or {}).get("seq") == final[m]["seq"] for m in matches
+            )
+
+        await data_reader.poll_until(caught_up, "the final state of every match")
+        converters = load_converters()
+        for match_id in matches:
+            last = data_reader.by_match()[match_id][-1].decoded
             assert last is not None
-            assert last["score"] == simulator.state_at(match_id, last["seq"])["score"]
+            state = final[match_id]
+            assert state["status"] == last["status"] == "finished"
+            converter = converters.get(state["sport"])
+            assert converter is not None
+            assert last == converter.convert(last["op"], state, last["received_at"])
     finally:
         assert daemon.stop() == 0
         simulator.stop()
