@@ -15,7 +15,7 @@ DOCUMENTED = {
     "sportrix_ingester_subscriptions": {"state"},
     "sportrix_ingester_records_produced_total": {"sport"},
     # produce_errors_total{error} appears with the first error (its label is the error
-    # type); the resilience suite sees it during a broker outage.
+    # type): tests/resilience/test_broker_outage.py checks it during a 45 s outage.
     "sportrix_ingester_dlq_records_total": {"stage"},
     "sportrix_ingester_lag_seconds_bucket": {"sport", "le"},
     "sportrix_ingester_produce_latency_seconds_bucket": {"le"},

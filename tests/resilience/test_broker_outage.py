@@ -145,6 +145,11 @@ async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_l
             await asyncio.sleep(0.5)
         paused_at_end = daemon.metric("sportrix_ingester_upstream_paused")
         reconnects_during = daemon.total("sportrix_ingester_upstream_reconnects_total")
+        produce_errors = {
+            dict(labels)["error"]: value
+            for (name, labels), value in daemon.metrics().items()
+            if name == "sportrix_ingester_produce_errors_total"
+        }
         outage_kafka.start_again()
         up_at = time.monotonic()
         await wait_for(
@@ -179,6 +184,7 @@ async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_l
             rss_max_kib=max(rss),
             paused_at_end=paused_at_end,
             reconnects_during=reconnects_during,
+            produce_errors=produce_errors,
             resumed_after_s=round(resumed_after, 1),
             received=got,
             frames_not_in_topic=lost,
@@ -188,6 +194,8 @@ async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_l
         assert log_lines < 1000, "an outage must not flood the log (one line per retry)"
         assert max(buffered) <= capacity, "the buffer never holds more than its capacity"
         assert paused_at_end == 1, "still paused while Kafka is down"
+        assert produce_errors, "failed produce attempts are counted, by error type"
+        assert all(e.isidentifier() and n > 0 for e, n in produce_errors.items()), produce_errors
         assert max(rss) - rss_before < 64 * 1024, "memory stays bounded while Kafka is down"
         for match_id, book in books.items():
             assert book.last_seq == stats[match_id]["last_seq"], "latest state in the topic"
