@@ -92,6 +92,7 @@ class Daemon:
             session_timeout_ms=settings.session_timeout_ms,
             metrics=self.metrics,
             apply=self._apply_changes,
+            hand_over=self._hand_over,
         )
         self.http = OpsServer(
             self.metrics, self._liveness, self._readiness, self._status, self._refresh
@@ -134,6 +135,20 @@ class Daemon:
             else:
                 actions = self.book.unfollow(change.match_id)
             self.pool.execute(actions)
+
+    async def _hand_over(self) -> None:
+        """Wait (at most half the session timeout) until every record received so far is
+        in Kafka: the matches just given up get a new owner only after this, so its first
+        record lands after our last one."""
+        limit = self.settings.session_timeout_ms / 2000
+        try:
+            await asyncio.wait_for(self.buffer.acknowledged(self.buffer.put_count), limit)
+        except TimeoutError:
+            log.warning(
+                "matches handed over with %d records not yet acknowledged by Kafka (waited %.0fs)",
+                self.buffer.unacknowledged,
+                limit,
+            )
 
     def _retire(self, match_id: int) -> None:
         """Write the ``remove`` command of a match that has been over for the grace period."""

@@ -9,7 +9,7 @@ so that is short), which rebuilds the set with no other state kept anywhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -27,7 +27,11 @@ _MAX_RECORDS = 5000
 
 
 class ConfigConsumer:
-    """Reads commands and reports :class:`Change` lists to ``apply``; :meth:`run` forever."""
+    """Reads commands and reports :class:`Change` lists to ``apply``; :meth:`run` forever.
+
+    ``hand_over`` is awaited when a rebalance took matches away, before the group may give
+    their partitions to another replica (eager rebalancing waits for it).
+    """
 
     def __init__(
         self,
@@ -37,12 +41,14 @@ class ConfigConsumer:
         session_timeout_ms: int,
         metrics: Metrics,
         apply: Callable[[list[Change]], None],
+        hand_over: Callable[[], Awaitable[None]],
     ) -> None:
         self.topic = topic
         self.assignment = Assignment()
         self.joined = False
         self._metrics = metrics
         self._apply = apply
+        self._hand_over = hand_over
         self._highwater: dict[int, int] = {}
         self._position: dict[int, int] = {}
         self._consumer_kwargs: dict[str, Any] = {
@@ -129,14 +135,17 @@ class ConfigConsumer:
         self.joined = True
         self._update_lag()
 
-    def _revoked(self, partitions: set[TopicPartition]) -> None:
+    def _revoked(self, partitions: set[TopicPartition]) -> bool:
+        """Give up ``partitions`` and their matches; True when a match was given up."""
         numbers = sorted(tp.partition for tp in partitions)
         if numbers:
             log.info("config partitions revoked: %s", numbers)
-        self._apply(self.assignment.revoke(numbers))
+        changes = self.assignment.revoke(numbers)
+        self._apply(changes)
         for number in numbers:
             self._position.pop(number, None)
             self._highwater.pop(number, None)
+        return bool(changes)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -144,7 +153,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self._owner._revoked(revoked)
+        if self._owner._revoked(revoked):
+            await self._owner._hand_over()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self._owner._assigned(assigned)

@@ -22,16 +22,22 @@ class RecordBuffer:
         self.capacity = capacity
         self._queue: deque[OutRecord] = deque()
         self._unacknowledged = 0
+        self._put = 0
+        self._acknowledged = 0
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._marks: list[tuple[int, asyncio.Future[None]]] = []
 
     @property
     def unacknowledged(self) -> int:
         """Records received and not yet acknowledged (queued and in flight)."""
         return self._unacknowledged
+
+    @property
+    def put_count(self) -> int:
+        """Records put so far: a mark for :meth:`acknowledged`."""
+        return self._put
 
     @property
     def full(self) -> bool:
@@ -45,8 +51,8 @@ class RecordBuffer:
             await self._writable.wait()
         self._queue.append(record)
         self._unacknowledged += 1
+        self._put += 1
         self._readable.set()
-        self._drained.clear()
 
     async def take(self, limit: int) -> list[OutRecord]:
         """Remove and return up to ``limit`` records, oldest first; waits for one."""
@@ -57,13 +63,30 @@ class RecordBuffer:
         return [self._queue.popleft() for _ in range(count)]
 
     def acknowledge(self, count: int) -> None:
-        """``count`` taken records are now in Kafka (or definitively handled)."""
+        """The ``count`` oldest unacknowledged records are now in Kafka (or definitively
+        handled): the sink acknowledges whole batches in the order it took them."""
         self._unacknowledged -= count
+        self._acknowledged += count
         if self._unacknowledged < self.capacity:
             self._writable.set()
-        if self._unacknowledged == 0:
-            self._drained.set()
+        if self._marks:
+            waiting = []
+            for mark, future in self._marks:
+                if mark > self._acknowledged:
+                    waiting.append((mark, future))
+                elif not future.done():
+                    future.set_result(None)
+            self._marks = waiting
+
+    async def acknowledged(self, mark: int) -> None:
+        """Wait until the first ``mark`` records ever put (see :attr:`put_count`) are
+        acknowledged, whatever was put after them."""
+        if self._acknowledged >= mark:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._marks.append((mark, future))
+        await future
 
     async def drained(self) -> None:
         """Wait until every record put so far has been acknowledged."""
-        await self._drained.wait()
+        await self.acknowledged(self._put)

@@ -51,3 +51,24 @@ async def test_drained_resolves_when_everything_is_acknowledged() -> None:
     assert not drained.done()
     buffer.acknowledge(len(await buffer.take(5)))
     await asyncio.wait_for(drained, 1.0)
+
+
+async def test_acknowledged_waits_for_the_records_put_before_the_mark_only() -> None:
+    buffer = RecordBuffer(capacity=10)
+    for n in range(3):
+        await buffer.put(rec(n))
+    mark = buffer.put_count
+    settled = asyncio.create_task(buffer.acknowledged(mark))
+    await buffer.put(rec(3))  # put after the mark: not waited for
+    buffer.acknowledge(len(await buffer.take(2)))
+    await asyncio.sleep(0)
+    assert not settled.done()
+    buffer.acknowledge(len(await buffer.take(1)))
+    await asyncio.wait_for(settled, 1.0)
+    assert buffer.unacknowledged == 1
+    await asyncio.wait_for(buffer.acknowledged(mark), 1.0)  # already reached
+    abandoned = asyncio.create_task(buffer.acknowledged(buffer.put_count))
+    await asyncio.sleep(0)
+    abandoned.cancel()
+    buffer.acknowledge(len(await buffer.take(1)))  # a cancelled waiter is skipped
+    assert buffer.unacknowledged == 0
