@@ -3,29 +3,71 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from ingester.convert import ConverterSetupError, SportConverter, ValidationFailed, load_converters
-from ingester.encode import EncodeFailed, RecordEncoder, SchemaLoadError, build_encoder
+from ingester.encode import (
+    EncodeFailed,
+    RecordEncoder,
+    SchemaLoadError,
+    ValueEncoder,
+    build_encoder,
+)
 from ingester.pipeline import SportCodec
 from ingester.settings import ConfigError, Settings
 from ingester.upstream.frames import Stage
 
-__all__ = ["SportCodecImpl", "build_codecs", "classify_error"]
+__all__ = ["SportCodecImpl", "build_codecs", "classify_error", "codecs_for"]
 
 log = logging.getLogger(__name__)
 
 
 class SportCodecImpl:
-    """One sport: validate+convert with its converter, encode with its schema's encoder."""
+    """One sport: validate+convert with its converter, encode with its schema's encoder.
 
-    __slots__ = ("convert", "encode", "schema_name", "sport")
+    When the sport's shape allows it (:attr:`SportConverter.writer_validates`), a frame goes
+    straight to the compiled writer, which checks every type as pydantic's strict mode would;
+    a frame it refuses takes the checked way (pydantic, then fastavro), which gives the exact
+    error. Both ways give the same bytes for a valid frame.
+    """
+
+    __slots__ = ("_convert", "_encode", "_encode_strict", "_unchecked", "schema_name", "sport")
 
     def __init__(self, converter: SportConverter, encoder: RecordEncoder) -> None:
         self.sport = converter.sport
         self.schema_name = converter.schema_name
-        self.convert = converter.convert
-        self.encode = encoder.encode
+        self._convert = converter.convert
+        self._encode = encoder.encode
+        self._encode_strict = encoder.encode_strict
+        self._unchecked = converter.unchecked if converter.writer_validates else None
+
+    def record(
+        self, op: str, data: dict[str, Any], received_at_ms: int
+    ) -> tuple[dict[str, Any], bytes]:
+        """The Avro record of one frame's ``data`` and its encoded value.
+
+        Raise :class:`ValidationFailed` or :class:`EncodeFailed` for a frame that cannot
+        become a record.
+        """
+        if self._unchecked is not None:
+            record = self._unchecked(op, data, received_at_ms)
+            if record is not None:
+                value = self._encode_strict(record)
+                if value is not None:
+                    return record, value
+        record = self._convert(op, data, received_at_ms)
+        return record, self._encode(record)
+
+
+def codecs_for(
+    converters: Iterable[SportConverter], encoder: ValueEncoder
+) -> dict[str, SportCodec]:
+    """Each converter's codec, by sport, with its schema's encoder from ``encoder``."""
+    return {
+        converter.sport: SportCodecImpl(converter, encoder.encoder_for(converter.schema_name))
+        for converter in converters
+    }
 
 
 def build_codecs(
@@ -45,11 +87,7 @@ def build_codecs(
         topic=settings.topic,
         registry_url=settings.schema_registry_url,
     )
-    codecs: dict[str, SportCodec] = {
-        converter.sport: SportCodecImpl(converter, encoder.encoder_for(converter.schema_name))
-        for converter in converters
-    }
-    return codecs, encoder.prepare
+    return codecs_for(converters, encoder), encoder.prepare
 
 
 def classify_error(exc: Exception) -> Stage:

@@ -35,7 +35,7 @@ _MAX_ERROR_HEADER = 512
 
 
 class SportCodec(Protocol):
-    """What the pipeline needs per sport: validate+convert, then encode."""
+    """What the pipeline needs per sport: validate, convert and encode."""
 
     @property
     def sport(self) -> str:
@@ -45,11 +45,11 @@ class SportCodec(Protocol):
     def schema_name(self) -> str:
         """The full Avro name of the sport's record."""
 
-    def convert(self, op: str, data: Any, received_at_ms: int) -> dict[str, Any]:
-        """Validate ``data`` and build the Avro record (``updated_at`` in epoch millis)."""
-
-    def encode(self, record: dict[str, Any]) -> bytes:
-        """Encode the record in the configured wire format."""
+    def record(
+        self, op: str, data: dict[str, Any], received_at_ms: int
+    ) -> tuple[dict[str, Any], bytes]:
+        """Validate ``data``, build the Avro record (``updated_at`` in epoch millis) and
+        encode it in the configured wire format."""
 
 
 @dataclass(slots=True)
@@ -122,8 +122,7 @@ class FrameProcessor:
             error.match_id = frame.match_id
             return self._dead_letter(raw, error, received_at), _NO_ACTIONS
         try:
-            record = codec.convert(frame.op, frame.data, int(received_at * 1000))
-            value = codec.encode(record)
+            record, value = codec.record(frame.op, frame.data, int(received_at * 1000))
         except Exception as exc:
             rejected = FrameRejected(self._classify(exc), str(exc), frame.match_id)
             return self._dead_letter(raw, rejected, received_at), _NO_ACTIONS

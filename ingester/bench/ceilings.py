@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from ingester.codecs import codecs_for
 from ingester.convert.registry import load_converters
-from ingester.convert.throughput import measure_hot_path
+from ingester.bench.hot_path import measure_hot_path
 from ingester.encode.encoders import build_encoder
 
 __all__ = ["EncodedRecord", "encode_frames", "hot_path_rate", "producer_rate"]
@@ -52,19 +53,19 @@ def hot_path_rate(frames: Sequence[bytes], topic: str) -> float:
 def encode_frames(frames: Sequence[bytes], topic: str) -> list[EncodedRecord]:
     """The records the pipeline makes of ``frames`` (single-object encoding)."""
     converters = load_converters()
-    encoder = build_encoder(converters.schemas, topic=topic)
+    codecs = codecs_for(converters, build_encoder(converters.schemas, topic=topic))
     records = []
     for raw in frames:
         frame = orjson.loads(raw)
         data = frame["data"]
-        converter = converters.get(data["sport"])
-        if converter is None:
+        codec = codecs.get(data["sport"])
+        if codec is None:
             continue
-        value = encoder.encode(converter.schema_name, converter.convert(frame["op"], data, 0))
+        _, value = codec.record(frame["op"], data, 0)
         headers = [
             ("sport", data["sport"].encode()),
             ("op", frame["op"].encode()),
-            ("schema", converter.schema_name.encode()),
+            ("schema", codec.schema_name.encode()),
             ("producer", b"bench"),
         ]
         records.append(EncodedRecord(str(frame["match_id"]).encode(), value, headers))

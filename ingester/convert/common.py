@@ -17,6 +17,7 @@ from pydantic import Field, PlainValidator, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict
 
+from ingester.convert.shape import plain_shape
 from ingester.encode.schemas import AvroSchema
 
 __all__ = [
@@ -129,7 +130,7 @@ def _validation_message(exc: ValidationError) -> str:
 class SportConverter:
     """Validates one sport's ``data`` and returns the Avro-ready record for its schema."""
 
-    __slots__ = ("_validate", "schema", "schema_name", "sport")
+    __slots__ = ("_shape", "_validate", "schema", "schema_name", "sport")
 
     def __init__(self, sport: str, schema: AvroSchema, data_type: type[CommonData]) -> None:
         self.sport = sport
@@ -137,6 +138,49 @@ class SportConverter:
         #: Full Avro record name, e.g. ``com.sportrix.livescores.SoccerMatchState``.
         self.schema_name = schema.name
         self._validate = partial(TypeAdapter(data_type).validate_python, strict=True)
+        self._shape = plain_shape(data_type, schema.parsed, TimestampMillis, PositiveInt)
+
+    @property
+    def writer_validates(self) -> bool:
+        """True when a strict Avro writer accepts exactly what :meth:`convert` accepts, once
+        :meth:`unchecked` has parsed the timestamps (see :mod:`ingester.convert.shape`)."""
+        return self._shape is not None
+
+    def unchecked(
+        self, op: str, data: dict[str, Any], received_at_ms: int
+    ) -> dict[str, Any] | None:
+        """The record of :meth:`convert` without pydantic, for a strict Avro writer to check;
+        ``None`` when that is not possible (see :attr:`writer_validates`) or not valid.
+
+        ``data``'s nested values are shared, not copied.
+        """
+        shape = self._shape
+        if shape is None or op not in OPS or data.get("sport") != self.sport:
+            return None
+        record = dict(data)
+        for key in shape.positive:
+            value = record.get(key)
+            if type(value) is not int or value <= 0:
+                return None
+        for key, required, nullable in shape.timestamps:
+            if key not in record:
+                if required:
+                    return None
+                continue
+            value = record[key]
+            if value is None:
+                if not nullable:
+                    return None
+                continue
+            try:
+                record[key] = parse_timestamp_millis(value)
+            except ValueError:
+                return None
+        record.setdefault("seq", None)
+        record.setdefault("updated_at", None)
+        record["op"] = op
+        record["received_at"] = received_at_ms
+        return record
 
     def convert(self, op: str, data: Any, received_at_ms: int) -> dict[str, Any]:
         """The record for one ``snapshot``/``update`` frame; raise :class:`ValidationFailed`.

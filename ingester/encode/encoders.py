@@ -48,6 +48,11 @@ class RecordEncoder(Protocol):
         """The value bytes of ``record``; raise :class:`EncodeFailed` if Avro rejects it."""
         ...
 
+    def encode_strict(self, record: Mapping[str, Any]) -> bytes | None:
+        """The value bytes when the compiled writer, strict about Python types, takes
+        ``record`` as it is; ``None`` otherwise (no compiled writer, or a value it refuses)."""
+        ...
+
 
 class _BodyEncoder:
     """Writes ``prefix + body`` into one reused buffer, compiled writer first, fastavro second."""
@@ -67,15 +72,25 @@ class _BodyEncoder:
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """The value bytes of ``record``; raise :class:`EncodeFailed` if Avro rejects it."""
+        value = self.encode_strict(record)
+        if value is None:  # let fastavro judge and write the record
+            buffer = self._buffer
+            del buffer[self._prefix_size :]
+            buffer += self._checked_body(record)
+            value = bytes(buffer)
+        return value
+
+    def encode_strict(self, record: Mapping[str, Any]) -> bytes | None:
+        """The value bytes when the compiled writer takes ``record`` as it is, else ``None``."""
+        writer = self._fast_writer
+        if writer is None:
+            return None
         buffer = self._buffer
         del buffer[self._prefix_size :]
-        if self._fast_writer is not None:
-            try:
-                self._fast_writer(buffer, record)
-                return bytes(buffer)
-            except Exception:  # any surprise: let fastavro judge and write the record
-                del buffer[self._prefix_size :]
-        buffer += self._checked_body(record)
+        try:
+            writer(buffer, record)
+        except Exception:  # any refusal or surprise: the caller has a slower, checked way
+            return None
         return bytes(buffer)
 
     def _checked_body(self, record: Mapping[str, Any]) -> bytes:
@@ -138,11 +153,12 @@ class RegistryEncoder(_BodyEncoder):
         self._set_prefix(REGISTRY_MAGIC + schema_id.to_bytes(4, "big"))
         self.schema_id = schema_id
 
-    def encode(self, record: Mapping[str, Any]) -> bytes:
-        """The value bytes of ``record``; :meth:`prepare` must have completed."""
+    def encode_strict(self, record: Mapping[str, Any]) -> bytes | None:
+        """As :meth:`_BodyEncoder.encode_strict` (which :meth:`encode` calls first), once
+        :meth:`prepare` has completed."""
         if self.schema_id is None:
             raise RuntimeError(f"RegistryEncoder for {self.subject}: prepare() was not awaited")
-        return super().encode(record)
+        return super().encode_strict(record)
 
 
 class ValueEncoder:

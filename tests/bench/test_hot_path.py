@@ -6,7 +6,7 @@ import pytest
 
 from ingester.convert import load_converters
 from ingester.convert.samples import sample_frames
-from ingester.convert.throughput import main, measure_hot_path
+from ingester.bench.hot_path import main, measure_hot_path
 from ingester.encode import build_encoder
 
 

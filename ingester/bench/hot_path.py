@@ -1,6 +1,6 @@
 """The in-process hot-path ceiling: JSON decode → validate → convert → encode, per frame.
 
-``python -m ingester.convert.throughput`` prints the cost per sport on :func:`sample_frames`;
+``python -m ingester.bench.hot_path`` prints the cost per sport on :func:`sample_frames`;
 the benchmark calls :func:`measure_hot_path` with the simulator's own frames.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from ingester.codecs import codecs_for
 from ingester.convert.registry import Converters, load_converters
 from ingester.convert.samples import sample_frames
 from ingester.encode.encoders import ValueEncoder, build_encoder
@@ -24,25 +25,26 @@ def measure_hot_path(
 ) -> dict[str, float]:
     """Microseconds per frame by sport (and ``"all"``), the best of ``passes`` passes.
 
-    Each frame is decoded with orjson, converted by its sport's converter and encoded with
-    ``encoder`` (prepared), exactly as the pipeline does; frames of unknown sports are skipped.
+    Each frame is decoded with orjson, then validated, converted and encoded by its sport's
+    codec (``encoder`` prepared), exactly as the pipeline does; frames of unknown sports are
+    skipped.
     """
+    codecs = codecs_for(converters, encoder)
     by_sport: dict[str, list[bytes]] = {}
     for raw in frames:
         by_sport.setdefault(orjson.loads(raw)["data"]["sport"], []).append(raw)
     costs: dict[str, float] = {}
     for sport, raws in by_sport.items():
-        converter = converters.get(sport)
-        if converter is None:
+        codec = codecs.get(sport)
+        if codec is None:
             continue
-        convert = converter.convert
-        encode = encoder.encoder_for(converter.schema_name).encode
+        make = codec.record
         best = float("inf")
         for _ in range(passes):
             start = time.perf_counter()
             for raw in raws:
                 frame = orjson.loads(raw)
-                encode(convert(frame["op"], frame["data"], 0))
+                make(frame["op"], frame["data"], 0)
             best = min(best, time.perf_counter() - start)
         costs[sport] = best / len(raws) * 1e6
     counts = {sport: len(by_sport[sport]) for sport in costs}
