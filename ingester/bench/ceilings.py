@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from ingester.bench.hot_path import measure_hot_path
 from ingester.codecs import codecs_for
 from ingester.convert.registry import load_converters
-from ingester.bench.hot_path import measure_hot_path
 from ingester.encode.encoders import build_encoder
 
 __all__ = ["EncodedRecord", "encode_frames", "hot_path_rate", "producer_rate"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ingester.bench.hot_path import main, measure_hot_path
 from ingester.convert import load_converters
 from ingester.convert.samples import sample_frames
-from ingester.bench.hot_path import main, measure_hot_path
 from ingester.encode import build_encoder
 
 

@@ -93,7 +93,8 @@ async def test_a_new_owner_gets_matches_only_after_the_old_one_handed_them_over(
             "the matches split between the two replicas",
             60,
         )
-        assert first.hand_over_done_at is not None and second.first_follow_at is not None
+        assert first.hand_over_done_at is not None
+        assert second.first_follow_at is not None
         assert second.first_follow_at > first.hand_over_done_at
     finally:
         await first.stop()
