@@ -37,6 +37,7 @@ __all__ = [
     "BrokerState",
     "LocalKafka",
     "can_produce",
+    "new_cluster_id",
     "running_broker",
     "stop_running_broker",
 ]
@@ -58,6 +59,15 @@ logger.clients.level = WARN
 logger.statechange.name = state.change.logger
 logger.statechange.level = WARN
 """
+
+
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka makes them (``Uuid.randomUuid``): URL-safe base64 of 16
+    random bytes, never starting with ``-``, which the storage tool would read as an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 @dataclass(frozen=True)
@@ -427,8 +437,7 @@ class LocalKafka:
         ]
 
     def _format(self) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        args = ["format", "-t", cluster_id, "-c", str(self.data_dir / "server.properties")]
+        args = ["format", "-t", new_cluster_id(), "-c", str(self.data_dir / "server.properties")]
         if self.secure:
             user = f"name={self.sasl_username},password={self.sasl_password}"
             args += ["--add-scram", f"{_SCRAM}=[{user}]"]
