@@ -72,9 +72,11 @@ class RecordBuffer:
         if self._marks:
             waiting = []
             for mark, future in self._marks:
+                if future.done():  # the waiter gave up (a timeout): forget it
+                    continue
                 if mark > self._acknowledged:
                     waiting.append((mark, future))
-                elif not future.done():
+                else:
                     future.set_result(None)
             self._marks = waiting
 
