@@ -8,8 +8,8 @@ and its Avro record agree field by field (same names, a default exactly where th
 ``NotRequired``, matching types) the writer accepts a ``data`` dict only if pydantic would,
 except for what pydantic adds on top: ISO-8601 timestamps parsed into epoch milliseconds and
 positive ids. :func:`plain_shape` checks that agreement once, at start-up, and names those
-extra fields; a shape it cannot vouch for (a constraint, a ``Literal``, a nested timestamp)
-gives ``None`` and that sport is always validated by pydantic.
+extra fields; a shape it cannot vouch for (a constraint, a ``Literal``, a nested timestamp,
+a pydantic config) gives ``None`` and that sport is always validated by pydantic.
 """
 
 from __future__ import annotations
@@ -78,10 +78,11 @@ def _hints(data_type: type) -> dict[str, tuple[Any, bool]] | None:
     """``key -> (type, required)`` of a ``TypedDict``, ``NotRequired`` unwrapped.
 
     Read from the resolved hints (``__required_keys__`` is wrong for string annotations),
-    so only ``total=True`` types are vouched for: ``None`` otherwise.
+    so only ``total=True`` types are vouched for, and only without a pydantic config:
+    ``None`` otherwise.
     """
-    if not getattr(data_type, "__total__", True):
-        return None
+    if not getattr(data_type, "__total__", True) or hasattr(data_type, "__pydantic_config__"):
+        return None  # pydantic config (extra="forbid", str_strip_whitespace...) changes the rules
     hints = {}
     for key, annotation in get_type_hints(data_type, include_extras=True).items():
         hint, required = annotation, True

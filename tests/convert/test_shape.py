@@ -8,7 +8,7 @@ import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from typing_extensions import TypedDict
 
 from ingester.codecs import codecs_for
@@ -179,6 +179,21 @@ class Partial(CommonData, total=False):
     server: str
 
 
+class Configured(CommonData):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    server: str
+
+
+class ConfiguredGames(TypedDict):
+    __pydantic_config__ = ConfigDict(str_strip_whitespace=True)  # type: ignore[misc]
+    home: int
+    away: int
+
+
+class NestedConfigured(CommonData):
+    games: ConfiguredGames
+
+
 @pytest.mark.parametrize(
     ("data_type", "fields"),
     [
@@ -203,6 +218,8 @@ class Partial(CommonData, total=False):
             ),
         ),
         (Partial, ({"name": "server", "type": "string"},)),
+        (Configured, ({"name": "server", "type": "string"},)),
+        (NestedConfigured, ({"name": "games", "type": GAMES},)),
         # a default where the key is required: the writer would take a frame without it
         (
             Plain,
