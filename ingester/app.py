@@ -98,6 +98,7 @@ class Daemon:
             self.metrics, self._liveness, self._readiness, self._status, self._refresh
         )
         self._started = False
+        self._stopping = False
         self._background: set[asyncio.Task[None]] = set()
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -122,6 +123,8 @@ class Daemon:
     # -- control plane ---------------------------------------------------------------
 
     def _apply_changes(self, changes: list[Change]) -> None:
+        if self._stopping:  # reading has stopped for good; the group is being left
+            return
         for change in changes:
             if isinstance(change, Follow):
                 actions = self.book.follow(change.match_id)
@@ -137,15 +140,17 @@ class Daemon:
             self.pool.execute(actions)
 
     async def _hand_over(self) -> None:
-        """Wait (at most half the session timeout) until every record received so far is
-        in Kafka: the matches just given up get a new owner only after this, so its first
-        record lands after our last one."""
-        limit = self.settings.session_timeout_ms / 2000
+        """Wait (at most a quarter of the session timeout) until every record received so
+        far is in Kafka: the matches just given up get a new owner only after this, so its
+        first record lands after our last one. The group waits for this replica up to the
+        rebalance timeout (the session timeout); a quarter leaves room for noticing the
+        rebalance (one heartbeat) and rejoining."""
+        limit = self.settings.session_timeout_ms / 4000
         try:
             await asyncio.wait_for(self.buffer.acknowledged(self.buffer.put_count), limit)
         except TimeoutError:
             log.warning(
-                "matches handed over with %d records not yet acknowledged by Kafka (waited %.0fs)",
+                "matches handed over with %d records not yet acknowledged by Kafka (waited %.1fs)",
                 self.buffer.unacknowledged,
                 limit,
             )
@@ -276,8 +281,11 @@ class Daemon:
         return await self._shutdown()
 
     async def _shutdown(self) -> int:
+        """Stop reading, flush, and only then leave the group: the replicas that take this
+        one's matches over start after its last record is in Kafka (or the flush timed out)."""
         log.info("stopping: no more reading; flushing %d records", self.buffer.unacknowledged)
-        await self._supervisor.stop("config-consumer", "ticker", "prepare")
+        self._stopping = True
+        await self._supervisor.stop("ticker", "prepare")
         await self.pool.stop()
         flushed = True
         if self._started:
@@ -285,6 +293,7 @@ class Daemon:
                 await asyncio.wait_for(self.buffer.drained(), self.settings.flush_timeout)
             except TimeoutError:
                 flushed = False
+        await self._supervisor.stop("config-consumer")
         await self._supervisor.stop()
         await self.http.stop()
         if not flushed:

@@ -57,6 +57,9 @@ class ConfigConsumer:
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
             "session_timeout_ms": session_timeout_ms,
+            # how long the group waits for every member to rejoin (aiokafka's default, set
+            # here because the hand-over wait in on_partitions_revoked is sized against it)
+            "rebalance_timeout_ms": session_timeout_ms,
             "heartbeat_interval_ms": max(1000, session_timeout_ms // 4),
             "max_poll_interval_ms": 300_000,
         }

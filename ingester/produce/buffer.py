@@ -16,14 +16,20 @@ __all__ = ["RecordBuffer"]
 
 
 class RecordBuffer:
-    """FIFO of :class:`OutRecord` with a capacity on records not yet acknowledged."""
+    """FIFO of :class:`OutRecord` with a capacity on records not yet acknowledged.
+
+    Every :meth:`put` takes a ticket when it starts, also when it then waits for room, so
+    :meth:`acknowledged` can wait for exactly the records handed over before a point in time,
+    whatever order the waiting ones end up queued in.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._queue: deque[OutRecord] = deque()
+        self._queue: deque[tuple[int, OutRecord]] = deque()
+        self._taken: deque[int] = deque()  # tickets taken by the sink, not yet acknowledged
+        self._pending: set[int] = set()  # tickets put (or waiting) and not yet acknowledged
+        self._next_ticket = 0
         self._unacknowledged = 0
-        self._put = 0
-        self._acknowledged = 0
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
@@ -36,8 +42,8 @@ class RecordBuffer:
 
     @property
     def put_count(self) -> int:
-        """Records put so far: a mark for :meth:`acknowledged`."""
-        return self._put
+        """Calls of :meth:`put` so far, waiting ones included: a mark for :meth:`acknowledged`."""
+        return self._next_ticket
 
     @property
     def full(self) -> bool:
@@ -46,12 +52,19 @@ class RecordBuffer:
 
     async def put(self, record: OutRecord) -> None:
         """Append ``record``; waits while the buffer is full."""
-        while self._unacknowledged >= self.capacity:
-            self._writable.clear()
-            await self._writable.wait()
-        self._queue.append(record)
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._pending.add(ticket)
+        try:
+            while self._unacknowledged >= self.capacity:
+                self._writable.clear()
+                await self._writable.wait()
+        except asyncio.CancelledError:  # the record is abandoned: nobody waits for it
+            self._pending.discard(ticket)
+            self._settle()
+            raise
+        self._queue.append((ticket, record))
         self._unacknowledged += 1
-        self._put += 1
         self._readable.set()
 
     async def take(self, limit: int) -> list[OutRecord]:
@@ -59,36 +72,47 @@ class RecordBuffer:
         while not self._queue:
             self._readable.clear()
             await self._readable.wait()
-        count = min(limit, len(self._queue))
-        return [self._queue.popleft() for _ in range(count)]
+        taken = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
+        self._taken.extend(ticket for ticket, _ in taken)
+        return [record for _, record in taken]
 
     def acknowledge(self, count: int) -> None:
-        """The ``count`` oldest unacknowledged records are now in Kafka (or definitively
-        handled): the sink acknowledges whole batches in the order it took them."""
+        """The ``count`` records taken first and not yet acknowledged are now in Kafka (or
+        definitively handled): the sink acknowledges whole batches in the order it took them."""
         self._unacknowledged -= count
-        self._acknowledged += count
+        for _ in range(count):
+            self._pending.discard(self._taken.popleft())
         if self._unacknowledged < self.capacity:
             self._writable.set()
-        if self._marks:
-            waiting = []
-            for mark, future in self._marks:
-                if future.done():  # the waiter gave up (a timeout): forget it
-                    continue
-                if mark > self._acknowledged:
-                    waiting.append((mark, future))
-                else:
-                    future.set_result(None)
-            self._marks = waiting
+        self._settle()
 
     async def acknowledged(self, mark: int) -> None:
-        """Wait until the first ``mark`` records ever put (see :attr:`put_count`) are
-        acknowledged, whatever was put after them."""
-        if self._acknowledged >= mark:
+        """Wait until every record whose :meth:`put` started before ``mark`` (a
+        :attr:`put_count`) is acknowledged, whatever was put after them."""
+        if self._lowest_pending() >= mark:
             return
         future = asyncio.get_running_loop().create_future()
         self._marks.append((mark, future))
         await future
 
     async def drained(self) -> None:
-        """Wait until every record put so far has been acknowledged."""
-        await self.acknowledged(self._put)
+        """Wait until every record put so far (waiting puts included) is acknowledged."""
+        await self.acknowledged(self._next_ticket)
+
+    def _lowest_pending(self) -> int:
+        return min(self._pending, default=self._next_ticket)
+
+    def _settle(self) -> None:
+        """Wake the :meth:`acknowledged` waiters whose mark is reached."""
+        if not self._marks:
+            return
+        lowest = self._lowest_pending()
+        waiting = []
+        for mark, future in self._marks:
+            if future.done():  # the waiter gave up (a timeout): forget it
+                continue
+            if mark > lowest:
+                waiting.append((mark, future))
+            else:
+                future.set_result(None)
+        self._marks = waiting

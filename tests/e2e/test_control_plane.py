@@ -195,8 +195,19 @@ async def test_three_replicas_share_the_matches_and_take_over_from_a_dead_one(
             return all(grouped[m][-1].headers["producer"] == victim.encode() for m in taken_back)
 
         await data_reader.poll_until(taken_back_produced, "records of the restarted replica")
-        # through the kill, the take-over and the graceful hand-back, a match's records never
-        # go back in seq: an old owner stops producing before the new one starts
+        # a graceful leave: SIGTERM stops reading, flushes, and only then leaves the group
+        leaver = "a"
+        left = [m for m, names in owners().items() if names == [leaver]]
+        assert replicas[leaver].stop() == 0
+        await wait_for(each_owned_once, "the leaver's matches active on the others", 60)
+
+        def survivors_produced(records: list[object]) -> bool:
+            grouped = data_reader.by_match()
+            return all(grouped[m][-1].headers["producer"] != leaver.encode() for m in left)
+
+        await data_reader.poll_until(survivors_produced, "records of the others for its matches")
+        # through the kill, the take-over, the hand-back and the leave, a match's records
+        # never go back in seq: an old owner stops producing before the new one starts
         for match_id, records in data_reader.by_match().items():
             seqs = [r.decoded["seq"] for r in records if r.decoded]
             assert seqs == sorted(seqs), (match_id, [r.headers["producer"] for r in records])

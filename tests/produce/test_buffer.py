@@ -75,3 +75,33 @@ async def test_acknowledged_waits_for_the_records_put_before_the_mark_only() -> 
     assert buffer._marks == []
     buffer.acknowledge(len(await buffer.take(1)))
     assert buffer.unacknowledged == 0
+
+
+async def test_acknowledged_covers_a_put_still_waiting_for_room_at_the_mark() -> None:
+    buffer = RecordBuffer(capacity=1)
+    await buffer.put(rec(0))
+    blocked = asyncio.create_task(buffer.put(rec(1)))  # handed over, waiting for room
+    await asyncio.sleep(0)
+    settled = asyncio.create_task(buffer.acknowledged(buffer.put_count))
+    buffer.acknowledge(len(await buffer.take(1)))
+    await asyncio.wait_for(blocked, 1.0)
+    later = asyncio.create_task(buffer.put(rec(2)))  # after the mark: not waited for
+    await asyncio.sleep(0)
+    assert not settled.done(), "record 1 was handed over before the mark"
+    buffer.acknowledge(len(await buffer.take(1)))
+    await asyncio.wait_for(settled, 1.0)
+    await asyncio.wait_for(later, 1.0)
+    assert buffer.unacknowledged == 1
+
+
+async def test_an_abandoned_put_does_not_hold_a_mark() -> None:
+    buffer = RecordBuffer(capacity=1)
+    await buffer.put(rec(0))
+    abandoned = asyncio.create_task(buffer.put(rec(1)))
+    await asyncio.sleep(0)
+    settled = asyncio.create_task(buffer.acknowledged(buffer.put_count))
+    abandoned.cancel()
+    await asyncio.sleep(0)
+    buffer.acknowledge(len(await buffer.take(1)))
+    await asyncio.wait_for(settled, 1.0)
+    await asyncio.wait_for(buffer.drained(), 1.0)
