@@ -176,11 +176,7 @@ class SportConverter:
                 record[key] = parse_timestamp_millis(value)
             except ValueError:
                 return None
-        record.setdefault("seq", None)
-        record.setdefault("updated_at", None)
-        record["op"] = op
-        record["received_at"] = received_at_ms
-        return record
+        return _completed(record, op, received_at_ms)
 
     def convert(self, op: str, data: Any, received_at_ms: int) -> dict[str, Any]:
         """The record for one ``snapshot``/``update`` frame; raise :class:`ValidationFailed`.
@@ -195,8 +191,14 @@ class SportConverter:
             raise ValidationFailed(_validation_message(exc)) from None
         if record["sport"] != self.sport:
             raise ValidationFailed(f"data.sport: expected {self.sport!r}, got {record['sport']!r}")
-        record.setdefault("seq", None)
-        record.setdefault("updated_at", None)
-        record["op"] = op
-        record["received_at"] = received_at_ms
-        return record
+        return _completed(record, op, received_at_ms)
+
+
+def _completed(record: dict[str, Any], op: str, received_at_ms: int) -> dict[str, Any]:
+    """``record`` with what the converter adds: null ``seq``/``updated_at`` when missing,
+    ``op`` and ``received_at``."""
+    record.setdefault("seq", None)
+    record.setdefault("updated_at", None)
+    record["op"] = op
+    record["received_at"] = received_at_ms
+    return record
