@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import aiokafka.codec
+import uvloop
 from aiokafka import AIOKafkaProducer
 
 from ingester import __version__
@@ -338,7 +339,8 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format, scrubber)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_LibraryRepeats())
-    return asyncio.run(Daemon(settings, scrubber).run())
+    # uvloop: the same asyncio API on libuv; ~10 % less CPU per frame (docs/benchmarks.md).
+    return uvloop.run(Daemon(settings, scrubber).run())
 
 
 class _LibraryRepeats(logging.Filter):
