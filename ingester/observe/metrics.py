@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ingester import __version__
+from ingester.observe.histogram import BatchHistogram
 
 __all__ = ["ERROR_CODES", "LATENCY_BUCKETS", "METRIC_NAMES", "Metrics"]
 
@@ -69,14 +70,15 @@ class Metrics:
             ["stage"],
             registry=r,
         )
-        self.lag = Histogram(
+        # Observed a batch at a time by the sink (see ingester.observe.histogram).
+        self.lag = BatchHistogram(
             p + "lag_seconds",
             "Kafka acknowledgement time minus the frame's updated_at.",
             ["sport"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.produce_latency = Histogram(
+        self.produce_latency = BatchHistogram(
             p + "produce_latency_seconds",
             "Kafka acknowledgement time minus the frame's receive time.",
             buckets=LATENCY_BUCKETS,

@@ -28,7 +28,9 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client import Counter
 
+from ingester.observe.histogram import HistogramSeries
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
@@ -70,8 +72,8 @@ class KafkaSink:
         self.connected = False
         self.last_error: str | None = None
         self._sending_since: float | None = None
-        self._lag: dict[str, Any] = {}
-        self._produced: dict[str, Any] = {}
+        self._produce_latency = metrics.produce_latency.labels()
+        self._by_sport: dict[str, tuple[Counter, HistogramSeries]] = {}
         self._partitions: dict[str, tuple[frozenset[int], dict[bytes, int]]] = {}
 
     async def run(self) -> None:
@@ -165,16 +167,19 @@ class KafkaSink:
         results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
         now = time.time()
         failed = {id(r) for r in unsent}
+        acknowledged: list[OutRecord] = []
         for (members, _), result in zip(sent, results, strict=True):
+            if not isinstance(result, BaseException):
+                acknowledged += members
+                continue
             for record in members:
                 if isinstance(result, _UNWRITABLE):
                     self._drop(record, result)
-                elif isinstance(result, BaseException):
+                else:
                     self._count_error(result)
                     failed.add(id(record))
                     error = error or result
-                else:
-                    self._acknowledged(record, now)
+        self._acknowledged(acknowledged, now)
         if error is not None:
             self._mark_down(error)
         return [r for r in records if id(r) in failed] if failed else []
@@ -241,19 +246,30 @@ class KafkaSink:
             len(record.value),
         )
 
-    def _acknowledged(self, record: OutRecord, now: float) -> None:
-        metrics = self._metrics
-        metrics.produce_latency.observe(max(0.0, now - record.received_at))
-        sport = record.sport
-        if sport is None:
-            return
-        produced = self._produced.get(sport)
-        if produced is None:
-            produced = self._produced[sport] = metrics.records_produced.labels(sport=sport)
-            self._lag[sport] = metrics.lag.labels(sport=sport)
-        produced.inc()
-        if record.updated_at_ms is not None:
-            self._lag[sport].observe(max(0.0, now - record.updated_at_ms / 1000.0))
+    def _acknowledged(self, records: list[OutRecord], now: float) -> None:
+        """Count what Kafka acknowledged at ``now``: one metric update per sport and batch."""
+        self._produce_latency.observe_many([max(0.0, now - r.received_at) for r in records])
+        by_sport: dict[str, list[OutRecord]] = {}
+        for record in records:
+            if record.sport is not None:
+                by_sport.setdefault(record.sport, []).append(record)
+        for sport, members in by_sport.items():
+            series = self._by_sport.get(sport)
+            if series is None:
+                metrics = self._metrics
+                series = self._by_sport[sport] = (
+                    metrics.records_produced.labels(sport=sport),
+                    metrics.lag.labels(sport=sport),
+                )
+            produced, lag = series
+            produced.inc(len(members))
+            lag.observe_many(
+                [
+                    max(0.0, now - r.updated_at_ms / 1000.0)
+                    for r in members
+                    if r.updated_at_ms is not None
+                ]
+            )
 
     def _count_error(self, error: BaseException) -> None:
         self._metrics.produce_errors.labels(error=type(error).__name__).inc()

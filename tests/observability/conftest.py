@@ -26,6 +26,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from ingester.observe.histogram import BatchHistogram
 from ingester.observe.metrics import METRIC_NAMES, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,6 +119,10 @@ def _exported() -> Exported:
     types: dict[str, str] = {}
     labels: dict[str, frozenset[str]] = {}
     for wrapper in vars(metrics).values():
+        if isinstance(wrapper, BatchHistogram):
+            types[wrapper.name] = "histogram"
+            labels[wrapper.name] = frozenset(wrapper.labelnames)
+            continue
         if not isinstance(wrapper, MetricWrapperBase):
             continue
         # prometheus_client keeps the family name without `_total` and the declared labels here.
