@@ -2,9 +2,11 @@
 
 fastavro's generic writer walks the schema for every record and validates every union branch;
 on the hot path that costs more than validation and conversion together. The compiled function
-does the same walk once, at start-up, and emits straight-line code: one-byte fast paths for
-small integers and short strings, ``None`` checks for ``["null", X]`` unions, precomputed enum
-bytes. Its output is byte-identical to fastavro's (a property test holds it to that).
+does the same walk once, at start-up, and emits straight-line code: inline fast paths for
+integers below 8,192, ``None`` checks for ``["null", X]`` unions, precomputed enum bytes, and
+a bounded cache of encoded short strings (team and player names, statuses, event labels
+repeat from one frame of a match to the next: a dict lookup replaces encoding and framing).
+Its output is byte-identical to fastavro's (a property test holds it to that).
 
 The compiled writer is strict about Python types (``int`` for int/long and for logical types
 built on them, ``str`` for strings, ``bool`` for booleans) and raises on anything else; the
@@ -69,6 +71,29 @@ def _write_long(out: bytearray, value: Any, low: int, high: int) -> None:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
+
+
+#: Encoded (length-prefixed UTF-8) strings shorter than 64 bytes, by value; shared by every
+#: writer of the process, used from one thread. Emptied when it reaches the limit (~13 MB).
+_STRINGS: dict[str, bytes] = {}
+_STRING_CACHE_LIMIT = 65_536
+
+
+def _string(value: Any) -> bytes:
+    """The Avro encoding of a string not in :data:`_STRINGS` (cached if short); raise for
+    anything but a ``str``."""
+    if type(value) is not str:
+        raise TypeError(f"expected string, got {type(value).__name__}")
+    data = value.encode()
+    if len(data) >= 64:
+        out = bytearray()
+        _write_bytes(out, data)
+        return bytes(out)
+    encoded = bytes((len(data) << 1,)) + data
+    if len(_STRINGS) >= _STRING_CACHE_LIMIT:
+        _STRINGS.clear()
+    _STRINGS[value] = encoded
+    return encoded
 
 
 def _write_bytes(out: bytearray, data: bytes) -> None:
@@ -142,6 +167,9 @@ class _Compiler:
     def type_int(self, schema: dict[str, Any], v: str, depth: int) -> None:
         low, high = _INT_RANGE if schema["type"] == "int" else _LONG_RANGE
         self.emit(f"if type({v}) is int and 0 <= {v} < 64: append({v} << 1)", depth)
+        # Two bytes: the zig-zag value 2v (< 2**14) in 7-bit groups, low group first.
+        self.emit(f"elif type({v}) is int and 0 <= {v} < 8192:", depth)
+        self.emit(f"append(({v} << 1) & 0x7F | 0x80); append({v} >> 6)", depth + 1)
         self.emit(f"else: _write_long(out, {v}, {low}, {high})", depth)
 
     type_long = type_int
@@ -153,8 +181,10 @@ class _Compiler:
     type_double = type_float
 
     def type_string(self, schema: dict[str, Any], v: str, depth: int) -> None:
-        self.emit(f"if type({v}) is not str: _fail('string', {v})", depth)
-        self.emit(f"_write_bytes(out, {v}.encode())", depth)
+        encoded = self.name("s")
+        self.emit(f"{encoded} = strings({v})", depth)  # TypeError if unhashable: refused
+        self.emit(f"if {encoded} is None: {encoded} = _string({v})", depth)
+        self.emit(f"out += {encoded}", depth)
 
     def type_bytes(self, schema: dict[str, Any], v: str, depth: int) -> None:
         self.emit(f"if type({v}) is not bytes: _fail('bytes', {v})", depth)
@@ -233,6 +263,8 @@ def compile_writer(parsed_schema: dict[str, Any]) -> BodyWriter:
     namespace: dict[str, Any] = {
         "_write_long": _write_long,
         "_write_bytes": _write_bytes,
+        "_string": _string,
+        "strings": _STRINGS.get,
         "_write_float": _write_float,
         "_fail": _fail,
         **compiler.constants,
