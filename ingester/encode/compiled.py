@@ -182,7 +182,8 @@ class _Compiler:
 
     def type_string(self, schema: dict[str, Any], v: str, depth: int) -> None:
         encoded = self.name("s")
-        self.emit(f"{encoded} = strings({v})", depth)  # TypeError if unhashable: refused
+        # Only an exact str may come from the cache (a subclass or a StrEnum compares equal).
+        self.emit(f"{encoded} = strings({v}) if type({v}) is str else None", depth)
         self.emit(f"if {encoded} is None: {encoded} = _string({v})", depth)
         self.emit(f"out += {encoded}", depth)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,17 @@ def test_compiled_writer_is_byte_identical_to_fastavro(record: dict[str, Any]) -
         SOCCER_WRITER(out, record)
         assert bytes(out) == reference.getvalue()
     assert DECODER.decode(b"\xc3\x01" + SOCCER.fingerprint + bytes(out)).record == record
+
+
+def test_string_cache_serves_exact_strings_only() -> None:
+    class Name(str):
+        pass
+
+    record = record_of("soccer")
+    SOCCER_WRITER(bytearray(), record)  # its strings are now cached
+    for odd in (Name(record["home"]), StrEnum("Team", {"HOME": record["home"]}).HOME):
+        with pytest.raises(TypeError, match="expected string"):
+            SOCCER_WRITER(bytearray(), record | {"home": odd})
 
 
 def test_string_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
