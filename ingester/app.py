@@ -261,13 +261,14 @@ class Daemon:
             loop.add_signal_handler(signum, stop.set)
         await self.http.start(settings.http_host, settings.http_port)
         log.info(
-            "sportrix-ingester %s started as %s: upstream %s, Kafka %s, topic %s, port %s",
+            "sportrix-ingester %s started as %s: upstream %s, Kafka %s, topic %s, port %s, %s loop",
             __version__,
             settings.instance_id,
             redact_url(settings.url),
             settings.kafka_bootstrap_servers,
             settings.topic,
             self.http.port,
+            type(loop).__module__.split(".")[0],  # "uvloop" or "asyncio"
         )
         self._supervisor.start("prepare", self._prepare, once=True)
         stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
@@ -339,8 +340,11 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format, scrubber)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_LibraryRepeats())
+    daemon = Daemon(settings, scrubber)
+    if settings.event_loop == "asyncio":
+        return asyncio.run(daemon.run())
     # uvloop: the same asyncio API on libuv; ~10 % less CPU per frame (docs/benchmarks.md).
-    return uvloop.run(Daemon(settings, scrubber).run())
+    return uvloop.run(daemon.run())
 
 
 class _LibraryRepeats(logging.Filter):

@@ -132,6 +132,7 @@ class Settings(BaseSettings):
         "INGESTER_LOG_LEVEL", default="INFO"
     )
     log_format: Literal["auto", "json", "text"] = _env("INGESTER_LOG_FORMAT", default="auto")
+    event_loop: Literal["uvloop", "asyncio"] = _env("INGESTER_EVENT_LOOP", default="uvloop")
 
     @field_validator("url")
     @classmethod

@@ -43,6 +43,7 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
         ({"SPORTRIX_API_KEY_FILE": "/nonexistent/key"}, "SPORTRIX_API_KEY_FILE"),
         ({"INGESTER_IDLE_TIMEOUT": "10"}, "INGESTER_IDLE_TIMEOUT"),
         ({"INGESTER_COMPRESSION": "brotli"}, "INGESTER_COMPRESSION"),
+        ({"INGESTER_EVENT_LOOP": "trio"}, "INGESTER_EVENT_LOOP"),
         (
             {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u"},
             "KAFKA_SASL_PASSWORD",

@@ -67,19 +67,22 @@ def simulator(tmp_path: Path) -> Iterator[Simulator]:
     sim.stop()
 
 
+@pytest.mark.parametrize("loop_name", ["uvloop", "asyncio"])  # INGESTER_EVENT_LOOP
 async def test_records_follow_the_config_topic_and_match_the_simulator(
     tmp_path: Path,
     bootstrap: str,
     topics: Topics,
     simulator: Simulator,
     data_reader: TopicReader,
+    loop_name: str,
 ) -> None:
     soccer = simulator.matches("soccer")[:2]
     cricket = simulator.matches("cricket")[:1]
     wanted = soccer + cricket
-    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_EVENT_LOOP=loop_name)
     try:
         await daemon.follow(wanted)
+        assert f"{loop_name} loop" in daemon.output()
 
         def enough(records: list[object]) -> bool:
             counts = {m: len(rs) for m, rs in data_reader.by_match().items()}
