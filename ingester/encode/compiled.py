@@ -85,14 +85,13 @@ def _string(value: Any) -> bytes:
     if type(value) is not str:
         raise TypeError(f"expected string, got {type(value).__name__}")
     data = value.encode()
-    if len(data) >= 64:
-        out = bytearray()
-        _write_bytes(out, data)
-        return bytes(out)
-    encoded = bytes((len(data) << 1,)) + data
-    if len(_STRINGS) >= _STRING_CACHE_LIMIT:
-        _STRINGS.clear()
-    _STRINGS[value] = encoded
+    out = bytearray()
+    _write_bytes(out, data)
+    encoded = bytes(out)
+    if len(data) < 64:
+        if len(_STRINGS) >= _STRING_CACHE_LIMIT:
+            _STRINGS.clear()
+        _STRINGS[value] = encoded
     return encoded
 
 
@@ -166,10 +165,10 @@ class _Compiler:
 
     def type_int(self, schema: dict[str, Any], v: str, depth: int) -> None:
         low, high = _INT_RANGE if schema["type"] == "int" else _LONG_RANGE
-        self.emit(f"if type({v}) is int and 0 <= {v} < 64: append({v} << 1)", depth)
+        self.emit(f"if type({v}) is int and 0 <= {v} < 8192:", depth)
+        self.emit(f"if {v} < 64: append({v} << 1)", depth + 1)
         # Two bytes: the zig-zag value 2v (< 2**14) in 7-bit groups, low group first.
-        self.emit(f"elif type({v}) is int and 0 <= {v} < 8192:", depth)
-        self.emit(f"append(({v} << 1) & 0x7F | 0x80); append({v} >> 6)", depth + 1)
+        self.emit(f"else: append(({v} << 1) & 0x7F | 0x80); append({v} >> 6)", depth + 1)
         self.emit(f"else: _write_long(out, {v}, {low}, {high})", depth)
 
     type_long = type_int

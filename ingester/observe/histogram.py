@@ -64,6 +64,7 @@ class BatchHistogram(Collector):
         self._documentation = documentation
         self._labelnames = tuple(labelnames)
         self._bounds = [*map(float, buckets), math.inf]
+        self._le_labels = [_le_label(bound) for bound in self._bounds]
         self._series: dict[tuple[str, ...], HistogramSeries] = {}
         if not self._labelnames:
             self._series[()] = HistogramSeries(self._bounds)
@@ -96,10 +97,9 @@ class BatchHistogram(Collector):
     def collect(self) -> Iterator[HistogramMetricFamily]:
         """Every series, buckets cumulative as the exposition format wants them."""
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
-        bounds = [_le_label(bound) for bound in self._bounds]
         for key, series in self._series.items():
             cumulative, running = [], 0
-            for bound, count in zip(bounds, series.counts, strict=True):
+            for bound, count in zip(self._le_labels, series.counts, strict=True):
                 running += count
                 cumulative.append((bound, float(running)))
             family.add_metric(list(key), cumulative, series.total)
