@@ -31,6 +31,7 @@ from ingester.observe.logs import SecretScrubber, configure_logging
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor, OutRecord
 from ingester.produce.buffer import RecordBuffer
+from ingester.produce.compression import apply_compression_level
 from ingester.produce.kafka_client import client_kwargs
 from ingester.produce.sink import KafkaSink
 from ingester.settings import ConfigError, Settings, add_setting_flags, load_settings
@@ -57,6 +58,9 @@ class Daemon:
         self._scrubber = scrubber
         self._kafka = client_kwargs(settings)
         _check_codec(settings.compression)
+        self._compression_level = apply_compression_level(
+            settings.compression, settings.compression_level
+        )
         self.book = SubscriptionBook(
             per_connection=settings.subscriptions_per_connection,
             max_matches=settings.max_matches,
@@ -261,12 +265,15 @@ class Daemon:
             loop.add_signal_handler(signum, stop.set)
         await self.http.start(settings.http_host, settings.http_port)
         log.info(
-            "sportrix-ingester %s started as %s: upstream %s, Kafka %s, topic %s, port %s, %s loop",
+            "sportrix-ingester %s started as %s: upstream %s, Kafka %s, topic %s (%s), port %s,"
+            " %s loop",
             __version__,
             settings.instance_id,
             redact_url(settings.url),
             settings.kafka_bootstrap_servers,
             settings.topic,
+            settings.compression
+            + ("" if self._compression_level is None else f" level {self._compression_level}"),
             self.http.port,
             type(loop).__module__.split(".")[0],  # "uvloop" or "asyncio"
         )

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "COMPRESSION_LEVELS",
     "KAFKA_FIELDS",
     "ConfigError",
     "KafkaSecurity",
@@ -37,6 +38,13 @@ __all__ = [
 ]
 
 _FLAG_PREFIXES = ("INGESTER_", "SPORTRIX_")
+#: Valid ``INGESTER_COMPRESSION_LEVEL`` values per codec: Kafka's producer ranges (zstd's
+#: negative levels left out); snappy and none have no levels.
+COMPRESSION_LEVELS: dict[str, range] = {
+    "lz4": range(1, 18),
+    "gzip": range(1, 10),
+    "zstd": range(1, 23),
+}
 
 
 class ConfigError(Exception):
@@ -112,6 +120,7 @@ class Settings(BaseSettings):
     compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = _env(
         "INGESTER_COMPRESSION", default="lz4"
     )
+    compression_level: int | None = _env("INGESTER_COMPRESSION_LEVEL", default=None)
     flush_timeout: float = _env("INGESTER_FLUSH_TIMEOUT", default=20.0, gt=0)
 
     # Control plane
@@ -164,6 +173,14 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.backoff_cap < self.backoff_base:
             raise _FieldError("INGESTER_BACKOFF_CAP", "must not be below INGESTER_BACKOFF_BASE")
+        levels = COMPRESSION_LEVELS.get(self.compression)
+        if self.compression_level is not None and self.compression_level not in (levels or ()):
+            raise _FieldError(
+                "INGESTER_COMPRESSION_LEVEL",
+                f"must be within {levels.start}..{levels.stop - 1} for {self.compression}"
+                if levels
+                else f"must be unset: {self.compression} has no levels",
+            )
         for env, path in (
             ("SPORTRIX_API_KEY_FILE", self.api_key_file),
             ("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file),

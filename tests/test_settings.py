@@ -44,6 +44,15 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
         ({"INGESTER_IDLE_TIMEOUT": "10"}, "INGESTER_IDLE_TIMEOUT"),
         ({"INGESTER_COMPRESSION": "brotli"}, "INGESTER_COMPRESSION"),
         ({"INGESTER_EVENT_LOOP": "trio"}, "INGESTER_EVENT_LOOP"),
+        ({"INGESTER_COMPRESSION_LEVEL": "18"}, "INGESTER_COMPRESSION_LEVEL"),  # lz4: 1..17
+        (
+            {"INGESTER_COMPRESSION": "gzip", "INGESTER_COMPRESSION_LEVEL": "0"},
+            "INGESTER_COMPRESSION_LEVEL",
+        ),
+        (
+            {"INGESTER_COMPRESSION": "snappy", "INGESTER_COMPRESSION_LEVEL": "1"},
+            "INGESTER_COMPRESSION_LEVEL",
+        ),
         (
             {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u"},
             "KAFKA_SASL_PASSWORD",

@@ -19,10 +19,12 @@ from ingester.bench.hot_path import measure_hot_path
 from ingester.codecs import codecs_for
 from ingester.convert.registry import load_converters
 from ingester.encode.encoders import build_encoder
+from ingester.produce.compression import apply_compression_level
 
 __all__ = ["EncodedRecord", "encode_frames", "hot_path_rate", "producer_rate"]
 
-#: What the daemon's producer uses (``ingester.app.Daemon._new_producer``).
+#: What the daemon's producer uses (``ingester.app.Daemon._new_producer``), lz4 at the
+#: daemon's default level.
 PRODUCER_SETTINGS = {
     "acks": "all",
     "enable_idempotence": True,
@@ -81,6 +83,7 @@ async def producer_rate(
     ``batched=False``: ``send()`` per record, one ``gather`` per 2,000 (what the sink did);
     ``batched=True``: one ``create_batch()``/``send_batch()`` per partition per 2,000.
     """
+    apply_compression_level(str(PRODUCER_SETTINGS["compression_type"]), None)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_SETTINGS)
     await producer.start()
     try:

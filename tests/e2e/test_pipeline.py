@@ -83,6 +83,7 @@ async def test_records_follow_the_config_topic_and_match_the_simulator(
     try:
         await daemon.follow(wanted)
         assert f"{loop_name} loop" in daemon.output()
+        assert "(lz4 level 1)" in daemon.output()  # INGESTER_COMPRESSION_LEVEL's default
 
         def enough(records: list[object]) -> bool:
             counts = {m: len(rs) for m, rs in data_reader.by_match().items()}
