@@ -208,8 +208,10 @@ class Daemon:
         return problems
 
     def _refresh(self) -> None:
-        """Bring the gauges up to date (each tick and before each scrape)."""
+        """Bring the gauges and the frame counts up to date (each tick and before each
+        scrape)."""
         metrics = self.metrics
+        self.processor.publish_counts()
         for state, count in self.book.counts().items():
             if state != "waiting":
                 metrics.subscriptions.labels(state=state).set(count)

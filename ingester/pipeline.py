@@ -90,7 +90,7 @@ class FrameProcessor:
         self._dlq_topic = dlq_topic
         self._producer = instance_id.encode()
         self._headers: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
-        self._frame_counters: dict[tuple[str, str], Any] = {}
+        self._frame_counts: dict[tuple[str, str], int] = {}
 
     def process(
         self, raw: bytes, received_at: float, now: float
@@ -190,13 +190,20 @@ class FrameProcessor:
         )
 
     def _count_frame(self, sport: str, op: str) -> None:
-        label = sport if sport in self._codecs else "other"  # bounded label values
-        counter = self._frame_counters.get((label, op))
-        if counter is None:
-            counter = self._frame_counters[(label, op)] = self._metrics.frames.labels(
-                sport=label, op=op
-            )
-        counter.inc()
+        key = (sport if sport in self._codecs else "other", op)  # bounded label values
+        counts = self._frame_counts
+        counts[key] = counts.get(key, 0) + 1
+
+    def publish_counts(self) -> None:
+        """Add the frames counted since the last call to ``frames_total``.
+
+        Counting in a plain dict and publishing each tick and before each scrape costs a
+        fraction of a Prometheus counter's locked increment per frame.
+        """
+        frames = self._metrics.frames
+        for (sport, op), count in self._frame_counts.items():
+            frames.labels(sport=sport, op=op).inc(count)
+        self._frame_counts.clear()
 
     def _record_headers(self, sport: str, op: str, schema: str) -> list[tuple[str, bytes]]:
         headers = self._headers.get((sport, op))

@@ -73,7 +73,25 @@ def test_snapshot_becomes_a_keyed_record_with_headers(
     assert decoded["score"] == {"home": 1, "away": 0}
     assert record.updated_at_ms == decoded["updated_at"]
     assert book.get(SOCCER_ID).state is MatchState.ACTIVE  # type: ignore[union-attr]
+    processor.publish_counts()
     assert sample(metrics, "sportrix_ingester_frames_total", sport="soccer", op="snapshot") == 1
+
+
+def test_frames_are_counted_by_sport_and_op_each_once(
+    processor: FrameProcessor, metrics: Metrics
+) -> None:
+    for _ in range(3):
+        processor.process(frame("update", seq=None), NOW, 1.0)
+    processor.process(frame("update", sport="curling"), NOW, 1.0)
+    processor.process(frame("snapshot", "cricket"), NOW, 1.0)
+    assert sample(metrics, "sportrix_ingester_frames_total", sport="soccer", op="update") == 0
+
+    processor.publish_counts()
+    processor.publish_counts()  # nothing new: nothing added
+
+    assert sample(metrics, "sportrix_ingester_frames_total", sport="soccer", op="update") == 3
+    assert sample(metrics, "sportrix_ingester_frames_total", sport="other", op="update") == 1
+    assert sample(metrics, "sportrix_ingester_frames_total", sport="cricket", op="snapshot") == 1
 
 
 def test_cricket_frames_use_the_cricket_schema(processor: FrameProcessor) -> None:
