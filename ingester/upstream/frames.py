@@ -40,7 +40,7 @@ class FrameRejected(Exception):
         self.match_id = match_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen init costs 0.5 µs more, on every data frame
 class DataFrame:
     """A ``snapshot`` or ``update``: ``data`` is the match's full current state."""
 
