@@ -53,7 +53,7 @@ class SportCodecImpl:
         if self._unchecked is not None:
             record = self._unchecked(op, data, received_at_ms)
             if record is not None:
-                value = self._encode_strict(record)
+                value = self._encode_strict(record, True)  # decoded JSON, nothing else
                 if value is not None:
                     return record, value
         record = self._convert(op, data, received_at_ms)

@@ -48,9 +48,11 @@ class RecordEncoder(Protocol):
         """The value bytes of ``record``; raise :class:`EncodeFailed` if Avro rejects it."""
         ...
 
-    def encode_strict(self, record: Mapping[str, Any]) -> bytes | None:
+    def encode_strict(self, record: Mapping[str, Any], json_native: bool = False) -> bytes | None:
         """The value bytes when the compiled writer, strict about Python types, takes
-        ``record`` as it is; ``None`` otherwise (no compiled writer, or a value it refuses)."""
+        ``record`` as it is; ``None`` otherwise (no compiled writer, or a value it refuses).
+        ``json_native``: every value is of a type ``orjson.loads`` returns (see
+        :class:`ingester.encode.compiled.BodyWriter`)."""
         ...
 
 
@@ -80,7 +82,7 @@ class _BodyEncoder:
             value = bytes(buffer)
         return value
 
-    def encode_strict(self, record: Mapping[str, Any]) -> bytes | None:
+    def encode_strict(self, record: Mapping[str, Any], json_native: bool = False) -> bytes | None:
         """The value bytes when the compiled writer takes ``record`` as it is, else ``None``."""
         writer = self._fast_writer
         if writer is None:
@@ -88,7 +90,7 @@ class _BodyEncoder:
         buffer = self._buffer
         del buffer[self._prefix_size :]
         try:
-            writer(buffer, record)
+            writer(buffer, record, json_native)
         except Exception:  # any refusal or surprise: the caller has a slower, checked way
             return None
         return bytes(buffer)
@@ -153,12 +155,12 @@ class RegistryEncoder(_BodyEncoder):
         self._set_prefix(REGISTRY_MAGIC + schema_id.to_bytes(4, "big"))
         self.schema_id = schema_id
 
-    def encode_strict(self, record: Mapping[str, Any]) -> bytes | None:
+    def encode_strict(self, record: Mapping[str, Any], json_native: bool = False) -> bytes | None:
         """As :meth:`_BodyEncoder.encode_strict` (which :meth:`encode` calls first), once
         :meth:`prepare` has completed."""
         if self.schema_id is None:
             raise RuntimeError(f"RegistryEncoder for {self.subject}: prepare() was not awaited")
-        return super().encode_strict(record)
+        return super().encode_strict(record, json_native)
 
 
 class ValueEncoder:

@@ -23,7 +23,7 @@ from ingester.encode import (
     compiled,
     load_schemas,
 )
-from ingester.encode.compiled import Unsupported, compile_writer
+from ingester.encode.compiled import ArrayMemo, Unsupported, compile_writer
 from ingester.encode.schemas import parse_avro_schema
 
 REPO_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
@@ -219,9 +219,11 @@ def soccer_records(draw: st.DrawFn) -> dict[str, Any]:
 def test_compiled_writer_is_byte_identical_to_fastavro(record: dict[str, Any]) -> None:
     reference = io.BytesIO()
     fastavro.schemaless_writer(reference, SOCCER.parsed, record)
-    for _ in range(2):  # the second time, the short strings come from the cache
+    # The second time the short strings come from the cache; with json_native the events
+    # come from the array memo.
+    for json_native in (False, False, True, True):
         out = bytearray()
-        SOCCER_WRITER(out, record)
+        SOCCER_WRITER(out, record, json_native)
         assert bytes(out) == reference.getvalue()
     assert DECODER.decode(b"\xc3\x01" + SOCCER.fingerprint + bytes(out)).record == record
 
@@ -248,6 +250,67 @@ def test_string_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         SOCCER_WRITER(out, record)
         assert bytes(out) == reference.getvalue()
         assert 0 < len(compiled._STRINGS) <= 5
+
+
+def _memos(writer: Any) -> list[ArrayMemo]:
+    return [value for value in writer.__globals__.values() if isinstance(value, ArrayMemo)]
+
+
+def test_only_soccer_events_and_cricket_arrays_get_a_memo() -> None:
+    assert len(_memos(SOCCER_WRITER)) == 1  # events; no other arrays
+    assert len(_memos(compile_writer(load_schemas()["cricket"].parsed))) == 3
+    with_floats = parse_avro_schema(
+        {"type": "record", "name": "F", "fields": [
+            {"name": "xs", "type": {"type": "array", "items": "double"}},
+            {"name": "ys", "type": {"type": "array", "items": ["null", "bytes"]}},
+        ]}
+    )  # fmt: skip
+    assert _memos(compile_writer(with_floats.parsed)) == []  # their JSON text is not exact
+
+
+def test_the_array_memo_serves_only_the_same_json_types() -> None:
+    record = record_of("soccer")
+    assert record["events"]
+    SOCCER_WRITER(bytearray(), record, True)
+    (memo,) = _memos(SOCCER_WRITER)
+    hits = memo.hits
+    SOCCER_WRITER(bytearray(), record | {"events": [dict(e) for e in record["events"]]}, True)
+    assert memo.hits == hits + 1  # an equal list, not the same object
+    for odd in (True, float(record["events"][0]["minute"])):  # equal to the int in Python
+        events = [record["events"][0] | {"minute": odd}, *record["events"][1:]]
+        with pytest.raises(TypeError, match="expected int"):
+            SOCCER_WRITER(bytearray(), record | {"events": events}, True)
+    assert memo.hits == hits + 1
+
+
+def test_the_array_memo_is_not_used_unless_the_values_are_json_native() -> None:
+    record = record_of("soccer")
+    (memo,) = _memos(SOCCER_WRITER)
+    lookups = memo.lookups
+    SOCCER_WRITER(bytearray(), record)
+    assert memo.lookups == lookups
+
+
+def test_the_array_memo_rests_while_arrays_seldom_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ArrayMemo, "WINDOW", 8)
+    monkeypatch.setattr(ArrayMemo, "REST_WINDOWS", 2)
+    memo = ArrayMemo()
+    keys = [memo.key([n]) for n in range(8)]  # eight different arrays: no hits
+    assert None not in keys[:7]
+    assert keys[7] is None
+    assert not memo.active
+    assert memo.encoded == {}
+    assert {memo.key([1]) for _ in range(15)} == {None}  # resting for two windows
+    assert memo.key([1]) == b"[1]"
+    assert memo.active
+
+
+def test_the_array_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ArrayMemo, "MAX_BYTES", 100)
+    memo = ArrayMemo()
+    for n in range(20):
+        memo.store(b"[%d]" % n, bytearray(30))
+        assert sum(len(k or b"") + len(v) for k, v in memo.encoded.items()) <= 100
 
 
 def test_values_the_compiled_writer_does_not_take_go_through_fastavro() -> None:
