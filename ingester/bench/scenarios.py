@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,9 @@ class Options:
 def run(options: Options) -> dict[str, Any]:
     """Run the scenario; write ``bench-<scenario>.json|.md|.png`` to ``options.out``."""
     options.out.mkdir(parents=True, exist_ok=True)
+    # SIGTERM as Ctrl-C: the scenario's tasks are cancelled and stop the simulator, the daemon
+    # and the bench's Kafka (started in their own sessions, they would outlive the bench).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     result = uvloop.run(_measure(options))  # the daemon's loop: the producer ceiling runs here
     stem = options.out / f"bench-{options.scenario}"
     Path(f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
