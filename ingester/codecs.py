@@ -43,17 +43,18 @@ class SportCodecImpl:
         self._unchecked = converter.unchecked if converter.writer_validates else None
 
     def record(
-        self, op: str, data: dict[str, Any], received_at_ms: int
+        self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool = False
     ) -> tuple[dict[str, Any], bytes]:
         """The Avro record of one frame's ``data`` and its encoded value.
 
         Raise :class:`ValidationFailed` or :class:`EncodeFailed` for a frame that cannot
-        become a record.
+        become a record. ``json_native``: ``data`` is exactly what ``orjson.loads``
+        returned (no NaN, enum, tuple...); the writer may then reuse encoded arrays.
         """
         if self._unchecked is not None:
             record = self._unchecked(op, data, received_at_ms)
             if record is not None:
-                value = self._encode_strict(record, True)  # decoded JSON, nothing else
+                value = self._encode_strict(record, json_native)
                 if value is not None:
                     return record, value
         record = self._convert(op, data, received_at_ms)

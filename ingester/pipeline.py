@@ -46,10 +46,11 @@ class SportCodec(Protocol):
         """The full Avro name of the sport's record."""
 
     def record(
-        self, op: str, data: dict[str, Any], received_at_ms: int
+        self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool = False
     ) -> tuple[dict[str, Any], bytes]:
         """Validate ``data``, build the Avro record (``updated_at`` in epoch millis) and
-        encode it in the configured wire format."""
+        encode it in the configured wire format. ``json_native``: ``data`` is exactly what
+        ``orjson.loads`` returned, which lets the encoder reuse encoded arrays."""
 
 
 @dataclass(slots=True)
@@ -122,7 +123,9 @@ class FrameProcessor:
             error.match_id = frame.match_id
             return self._dead_letter(raw, error, received_at), _NO_ACTIONS
         try:
-            record, value = codec.record(frame.op, frame.data, int(received_at * 1000))
+            record, value = codec.record(
+                frame.op, frame.data, int(received_at * 1000), json_native=True
+            )
         except Exception as exc:
             rejected = FrameRejected(self._classify(exc), str(exc), frame.match_id)
             return self._dead_letter(raw, rejected, received_at), _NO_ACTIONS

@@ -63,7 +63,7 @@ def encode_frames(frames: Sequence[bytes], topic: str) -> list[EncodedRecord]:
         codec = codecs.get(data["sport"])
         if codec is None:
             continue
-        _, value = codec.record(frame["op"], data, 0)
+        _, value = codec.record(frame["op"], data, 0, json_native=True)
         headers = [
             ("sport", data["sport"].encode()),
             ("op", frame["op"].encode()),

@@ -28,7 +28,9 @@ def measure_hot_path(
 
     Each frame is decoded with orjson, then validated, converted and encoded by its sport's
     codec (``encoder`` prepared), exactly as the pipeline does; frames of unknown sports are
-    skipped.
+    skipped. Passes after the first find every array in the writer's memos, so the figure is
+    a little better than a live stream's (where a soccer match's events repeat in 98 % of
+    its frames and cricket's batsmen hardly ever).
     """
     codecs = codecs_for(converters, encoder)
     by_sport: dict[str, list[bytes]] = {}
@@ -45,7 +47,7 @@ def measure_hot_path(
             start = time.process_time()
             for raw in raws:
                 frame = orjson.loads(raw)
-                make(frame["op"], frame["data"], 0)
+                make(frame["op"], frame["data"], 0, json_native=True)
             best = min(best, time.process_time() - start)
         costs[sport] = best / len(raws) * 1e6
     counts = {sport: len(by_sport[sport]) for sport in costs}

@@ -34,8 +34,10 @@ class BodyWriter(Protocol):
 
     def __call__(self, out: bytearray, record: Any, json_native: bool = False) -> None:
         """Append the Avro binary body of ``record`` to ``out``; raise for a value it does not
-        take. ``json_native=True`` promises that every value is of a type ``orjson.loads``
-        returns (a record built from a decoded frame), which lets it use its array memos."""
+        take. ``json_native=True`` promises that the values are what ``orjson.loads``
+        returned (and ints and strings the converter added): no NaN or infinity, enum,
+        UUID, tuple or ``orjson.Fragment``, whose JSON text would pass for another value's.
+        It lets the writer use its array memos."""
 
 
 _INT_RANGE = (-(2**31), 2**31 - 1)
@@ -139,9 +141,11 @@ _MEMO_TYPES = frozenset(
 class ArrayMemo:
     """Encoded arrays of one array field, by the JSON text of their value.
 
-    Equal ``orjson.dumps`` text of JSON-native values means the same types and values in the
-    same order, so the same Avro bytes; the writer asks only for values it was told are
-    JSON-native and only for arrays whose items hold no floats, bytes or fixed. The memo turns
+    For values as ``orjson.loads`` returns them, equal ``orjson.dumps`` text means the same
+    types and values in the same order, so the same Avro bytes (not for others: NaN is written
+    as ``null``, an enum as its value); the writer asks only when told its record is made of
+    such values (``json_native``), and only for arrays whose items hold no floats, bytes or
+    fixed. The memo turns
     itself off for an array that seldom repeats (fewer than a quarter of the lookups of a
     window of 4,096 hit: cricket's batsmen change with every ball), tries again eight windows
     later, and empties itself when it holds more than 8 MB.

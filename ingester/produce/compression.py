@@ -57,5 +57,7 @@ def apply_compression_level(codec: str, level: int | None) -> int | None:
             module = importlib.import_module(name)
         except ImportError:  # no C extension on this platform: the fallback is used
             continue
+        if not hasattr(module, f"{codec}_encode"):  # aiokafka changed: the level would be lost
+            raise RuntimeError(f"{name} has no {codec}_encode; the compression level needs work")
         setattr(module, f"{codec}_encode", bound)
     return level

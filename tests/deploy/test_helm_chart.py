@@ -353,6 +353,8 @@ def test_config_values_render_as_the_daemon_reads_them(helm: Helm) -> None:
             "INGESTER_BACKOFF_BASE": 0.25,
             "INGESTER_CREATE_TOPICS": False,
             "INGESTER_FLUSH_TIMEOUT": 20,
+            "INGESTER_COMPRESSION": "zstd",
+            "INGESTER_COMPRESSION_LEVEL": 19,  # above lz4's and gzip's ranges, in zstd's
         },
     }
     data = settings_map(render(helm, values))["data"]
@@ -365,6 +367,7 @@ def test_config_values_render_as_the_daemon_reads_them(helm: Helm) -> None:
     settings = Settings(**{_field(k): v for k, v in env.items()})
     assert settings.buffer_records == 1_000_000
     assert settings.create_topics is False
+    assert (settings.compression, settings.compression_level) == ("zstd", 19)
 
 
 def _field(env: str) -> str:
@@ -508,6 +511,18 @@ REFUSED: dict[str, tuple[dict[str, Any] | None, str]] = {
         "SPORTRIX_API_KEY",
     ),
     "bad setting value": ({**BASE, "config": {"INGESTER_LOG_LEVEL": "LOUD"}}, "INGESTER_LOG_LEVEL"),
+    "lz4 level above 17 (lz4 by default)": (
+        {**BASE, "config": {"INGESTER_COMPRESSION_LEVEL": 18}},
+        "INGESTER_COMPRESSION_LEVEL",
+    ),
+    "gzip level above 9": (
+        {**BASE, "config": {"INGESTER_COMPRESSION": "gzip", "INGESTER_COMPRESSION_LEVEL": 12}},
+        "INGESTER_COMPRESSION_LEVEL",
+    ),
+    "a level for snappy": (
+        {**BASE, "config": {"INGESTER_COMPRESSION": "snappy", "INGESTER_COMPRESSION_LEVEL": 1}},
+        "INGESTER_COMPRESSION_LEVEL",
+    ),
     "SASL without username": (
         {
             "kafka": {**BASE["kafka"], "securityProtocol": "SASL_SSL"},
