@@ -156,6 +156,8 @@ class ArrayMemo:
     WINDOW = 4096
     REST_WINDOWS = 8
     MAX_BYTES = 8 << 20
+    #: Per entry beyond the two byte strings' lengths: their headers and the dict slot.
+    ENTRY_OVERHEAD = 120
 
     def __init__(self) -> None:
         self.encoded: dict[bytes | None, bytes] = {}
@@ -179,7 +181,8 @@ class ArrayMemo:
 
     def store(self, key: bytes, encoded: bytearray) -> None:
         """Remember ``encoded`` (the array's count and items) under ``key``."""
-        size = len(key) + len(encoded)
+        key = bytes(memoryview(key))  # orjson's bytes keep a 4 KB allocation: keep a copy
+        size = len(key) + len(encoded) + self.ENTRY_OVERHEAD
         if self._size + size > self.MAX_BYTES:
             self.encoded.clear()
             self._size = 0

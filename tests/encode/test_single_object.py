@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -306,11 +307,31 @@ def test_the_array_memo_rests_while_arrays_seldom_repeat(monkeypatch: pytest.Mon
 
 
 def test_the_array_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ArrayMemo, "MAX_BYTES", 100)
+    monkeypatch.setattr(ArrayMemo, "MAX_BYTES", 1000)
     memo = ArrayMemo()
-    for n in range(20):
+    for n in range(40):
         memo.store(b"[%d]" % n, bytearray(30))
-        assert sum(len(k or b"") + len(v) for k, v in memo.encoded.items()) <= 100
+        stored = sum(
+            len(k or b"") + len(v) + ArrayMemo.ENTRY_OVERHEAD for k, v in memo.encoded.items()
+        )
+        assert 0 < stored <= 1000
+
+
+def test_the_array_memo_holds_about_what_it_counts() -> None:
+    events = record_of("soccer")["events"]
+    memo = ArrayMemo()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(500):
+            key = memo.key([*events, {"id": n}])
+            assert key is not None
+            memo.store(key, bytearray(len(key) // 2))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(memo.encoded) == 500
+    assert held < 1.5 * memo._size  # orjson's own bytes would hold a 4 KB block each
 
 
 def test_values_the_compiled_writer_does_not_take_go_through_fastavro() -> None:
