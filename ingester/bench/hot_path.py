@@ -28,9 +28,9 @@ def measure_hot_path(
 
     Each frame is decoded with orjson, then validated, converted and encoded by its sport's
     codec (``encoder`` prepared), exactly as the pipeline does; frames of unknown sports are
-    skipped. Passes after the first find every array in the writer's memos, so the figure is
-    a little better than a live stream's (where a soccer match's events repeat in 98 % of
-    its frames and cricket's batsmen hardly ever).
+    skipped. Passes after the first find the arrays of the first in the writer's memos, so
+    the figure is a little better than a live stream's (where a soccer match's events repeat
+    in 98 % of its frames and cricket's batsmen hardly ever).
     """
     codecs = codecs_for(converters, encoder)
     by_sport: dict[str, list[bytes]] = {}

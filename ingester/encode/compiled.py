@@ -145,10 +145,9 @@ class ArrayMemo:
     types and values in the same order, so the same Avro bytes (not for others: NaN is written
     as ``null``, an enum as its value); the writer asks only when told its record is made of
     such values (``json_native``), and only for arrays whose items hold no floats, bytes or
-    fixed. The memo turns
-    itself off for an array that seldom repeats (fewer than a quarter of the lookups of a
-    window of 4,096 hit: cricket's batsmen change with every ball), tries again eight windows
-    later, and empties itself when it holds more than 8 MB.
+    fixed. The memo turns itself off for an array that seldom repeats (fewer than a quarter of
+    the lookups of a window of 4,096 hit: cricket's batsmen change with every ball), tries
+    again eight windows later, and empties itself when it holds more than 8 MB.
     """
 
     __slots__ = ("_resting", "_size", "active", "encoded", "hits", "lookups")
@@ -297,7 +296,7 @@ class _Compiler:
         self.emit(f"if {v}:", depth)
         inner = depth + 1
         memo = key = start = ""
-        if self.json_exact(schema["items"], set()):
+        if self.json_exact(schema["items"]):
             memo = self.constant(ArrayMemo())
             key, encoded, start = self.name("key"), self.name("enc"), self.name("start")
             self.emit(f"{key} = {memo}.key({v}) if json_native else None", inner)
@@ -315,25 +314,22 @@ class _Compiler:
             self.emit(f"if {key} is not None: {memo}.store({key}, out[{start}:])", inner)
         self.emit("append(0)", depth)
 
-    def json_exact(self, schema: Any, seen: set[str]) -> bool:
+    def json_exact(self, schema: Any) -> bool:
         """True when values of ``schema`` hold nothing whose JSON text is inexact (floats,
         bytes, fixed): their JSON text then tells their encoding."""
         if isinstance(schema, list):
-            return all(self.json_exact(branch, seen) for branch in schema)
+            return all(self.json_exact(branch) for branch in schema)
         if isinstance(schema, str):
-            if schema in seen:
-                return True
             schema = self.named.get(schema, {"type": schema})
         kind = schema["type"]
         if kind not in _MEMO_TYPES:
             return False
         if kind == "record":
-            seen = seen | {schema["name"]}
-            return all(self.json_exact(field["type"], seen) for field in schema["fields"])
+            return all(self.json_exact(field["type"]) for field in schema["fields"])
         if kind == "array":
-            return self.json_exact(schema["items"], seen)
+            return self.json_exact(schema["items"])
         if kind == "map":
-            return self.json_exact(schema["values"], seen)
+            return self.json_exact(schema["values"])
         return True
 
     def type_map(self, schema: dict[str, Any], v: str, depth: int) -> None:
