@@ -231,8 +231,7 @@ class _Compiler:
         if isinstance(schema, list):
             self.union(schema, v, depth)
             return
-        if isinstance(schema, str):
-            schema = self.named.get(schema, {"type": schema})
+        schema = self.resolve(schema)
         kind = schema["type"]
         logical = schema.get("logicalType")
         if logical is not None and logical not in _SIMPLE_LOGICAL_TYPES:
@@ -319,8 +318,7 @@ class _Compiler:
         bytes, fixed): their JSON text then tells their encoding."""
         if isinstance(schema, list):
             return all(self.json_exact(branch) for branch in schema)
-        if isinstance(schema, str):
-            schema = self.named.get(schema, {"type": schema})
+        schema = self.resolve(schema)
         kind = schema["type"]
         if kind not in _MEMO_TYPES:
             return False
@@ -369,11 +367,15 @@ class _Compiler:
 
     def kind(self, schema: Any) -> str:
         """The Avro type of a union branch, resolving named references."""
-        if isinstance(schema, str):
-            schema = self.named.get(schema, schema)
-        if isinstance(schema, str):
-            return schema
+        schema = self.resolve(schema)
         return str(schema["type"]) if isinstance(schema, dict) else "union"
+
+    def resolve(self, schema: Any) -> Any:
+        """``schema``, a type name replaced by its definition (a primitive by
+        ``{"type": name}``)."""
+        if isinstance(schema, str):
+            return self.named.get(schema, {"type": schema})
+        return schema
 
 
 def compile_writer(parsed_schema: dict[str, Any]) -> BodyWriter:
