@@ -25,13 +25,12 @@ from ingester.settings import COMPRESSION_LEVELS
 
 __all__ = ["apply_compression_level"]
 
-#: The level when none is configured: LZ4's fast mode; aiokafka's own for the others.
-_DEFAULT_LEVELS = {"lz4": 1, "gzip": 9, "zstd": 3}
-#: aiokafka's encoder of each codec and the name of its level argument.
-_ENCODERS: dict[str, tuple[Callable[..., bytes], str]] = {
-    "lz4": (aiokafka.codec.lz4_encode, "level"),
-    "gzip": (aiokafka.codec.gzip_encode, "compresslevel"),
-    "zstd": (aiokafka.codec.zstd_encode, "level"),
+#: aiokafka's encoder of each codec with levels, the name of its level argument, and the
+#: level when none is configured (LZ4's fast mode; aiokafka's own for the others).
+_ENCODERS: dict[str, tuple[Callable[..., bytes], str, int]] = {
+    "lz4": (aiokafka.codec.lz4_encode, "level", 1),
+    "gzip": (aiokafka.codec.gzip_encode, "compresslevel", 9),
+    "zstd": (aiokafka.codec.zstd_encode, "level", 3),
 }
 _BUILDER_MODULES = (
     "aiokafka.record.default_records",
@@ -46,11 +45,11 @@ def apply_compression_level(codec: str, level: int | None) -> int | None:
         if level is not None:
             raise ValueError(f"{codec} has no compression levels")
         return None
+    encode, argument, default = _ENCODERS[codec]
     if level is None:
-        level = _DEFAULT_LEVELS[codec]
+        level = default
     if level not in COMPRESSION_LEVELS[codec]:
         raise ValueError(f"no level {level} for {codec}")
-    encode, argument = _ENCODERS[codec]
     bound = functools.partial(encode, **{argument: level})
     for name in _BUILDER_MODULES:
         try:
