@@ -28,7 +28,7 @@ from websockets.protocol import State
 from ingester.simulator.config import DEMO_KEY, ApiKey, SimulatorConfig
 from ingester.simulator.core import Hub, Outgoing, Session
 
-__all__ = ["CLOSE_CODES", "Simulator"]
+__all__ = ["CLOSE_CODES", "Simulator", "play_delay"]
 
 log = logging.getLogger("ingester.simulator")
 
@@ -64,6 +64,21 @@ def _text_frames(batch: list[Outgoing]) -> bytes:
             append(_LONG_HEADER.pack(0x81, 127, length))
         append(payload)
     return b"".join(parts)
+
+
+def play_delay(congested: bool, backlogged: bool, due: float | None, now: float) -> float:
+    """Seconds the play loop sleeps after a round, at loop time ``now``.
+
+    ``due`` is the next scheduled change (``None``: every match is over). While a client is
+    far behind (``congested``) play waits for it whatever is due, polling its socket: a due
+    change must not turn the wait into a busy loop that takes the client's CPU.
+    """
+    if congested:
+        return _BACKLOG_POLL
+    delay = _IDLE_POLL if due is None else min(_IDLE_POLL, due - now)
+    if backlogged:
+        delay = min(delay, _BACKLOG_POLL)
+    return max(0.0, delay)
 
 
 class Simulator:
@@ -344,17 +359,15 @@ class Simulator:
         loop = asyncio.get_running_loop()
         hub = self.hub
         while True:
-            if self._congested():
+            congested = self._congested()
+            if congested:
                 touched = set(self._backlogged)
             else:
                 touched = hub.run_due(time.time(), loop.time(), _STEP_BUDGET)
                 touched |= self._backlogged
             self._flush_all(touched)
-            due = hub.next_due()
-            delay = _IDLE_POLL if due is None else min(_IDLE_POLL, due - loop.time())
-            if self._backlogged and self._running.is_set():
-                delay = min(delay, _BACKLOG_POLL)
-            await asyncio.sleep(max(0.0, delay))
+            backlogged = bool(self._backlogged) and self._running.is_set()
+            await asyncio.sleep(play_delay(congested, backlogged, hub.next_due(), loop.time()))
 
     def _congested(self) -> bool:
         """Backpressure: a client far behind pauses play rather than losing frames."""

@@ -6,6 +6,7 @@ import pytest
 
 from ingester.simulator.config import SimulatorConfig
 from ingester.simulator.core import Hub
+from ingester.simulator.server import play_delay
 
 NOW = 1_800_000_000.0
 
@@ -56,3 +57,23 @@ def test_a_schedule_far_behind_skips_ahead_and_keeps_each_match_phase() -> None:
             due - phases[match_id]
         ) % 0.1 == pytest.approx(0.1, abs=1e-6)
     assert len({round(due, 6) for due, _ in hub._schedule}) > 50
+
+
+def test_play_waits_for_a_congested_client_without_spinning() -> None:
+    # Play paused by backpressure leaves changes due in the past; waiting for the slow
+    # client must still sleep, or the simulator spins and takes the client's CPU.
+    assert play_delay(congested=True, backlogged=True, due=10.0, now=100.0) > 0.0
+    assert play_delay(congested=True, backlogged=True, due=None, now=100.0) > 0.0
+
+
+def test_play_catches_up_at_once_and_otherwise_sleeps_until_the_next_change() -> None:
+    assert play_delay(congested=False, backlogged=False, due=10.0, now=100.0) == 0.0
+    assert play_delay(congested=False, backlogged=False, due=100.2, now=100.0) == (
+        pytest.approx(0.2)
+    )
+    # Idle (every match over) or far from the next change: wake up at least twice a second.
+    assert play_delay(congested=False, backlogged=False, due=None, now=100.0) == 0.5
+    assert play_delay(congested=False, backlogged=False, due=200.0, now=100.0) == 0.5
+    # A client with frames still queued is served again soon, before the next change.
+    backlogged = play_delay(congested=False, backlogged=True, due=100.2, now=100.0)
+    assert 0.0 < backlogged < 0.2
