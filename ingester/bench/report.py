@@ -108,6 +108,14 @@ def markdown(result: dict[str, Any]) -> str:
             ("ingester CPU utilisation", f"{ingester['cpu_utilisation']:.0%}"),
             ("ingester peak RSS (MB)", f"{ingester['peak_rss_mb']:.0f}"),
         ]
+    simulator = result.get("simulator")
+    if simulator:
+        rows.append(
+            (
+                "simulator CPU utilisation (CPU s per 1,000 frames)",
+                f"{simulator['cpu_utilisation']:.0%} ({simulator['cpu_s_per_1000_frames']:.3f})",
+            )
+        )
     for name, rate in result.get("ceilings", {}).items():
         rows.append((f"ceiling: {name} (/s)", f"{rate:,.0f}"))
     if "ratio_to_slowest_ceiling" in result:

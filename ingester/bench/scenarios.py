@@ -333,6 +333,7 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
             profiler = _py_spy(options, daemon.pid)
         start_ms = int(time.time() * 1000)
         frames0, cpu0, t0 = sim.frames_sent(), cpu_seconds(daemon.pid), time.monotonic()
+        sim_cpu0 = cpu_seconds(sim.pid)
         per_second: list[float] = []
         previous = frames0
         for second in range(1, int(options.duration) + 1):
@@ -342,6 +343,7 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
             previous = now
         elapsed = time.monotonic() - t0
         frames, cpu = previous - frames0, cpu_seconds(daemon.pid) - cpu0
+        sim_cpu = cpu_seconds(sim.pid) - sim_cpu0
         end_ms = start_ms + int(elapsed * 1000)
         rss, peak = memory_mb(daemon.pid)
     finally:
@@ -353,6 +355,11 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
     _say("reading the topic back")
     appended = await read_appended(bootstrap, daemon.topic, options.partitions)
     result["ingester"] = _measured(frames, cpu, elapsed, rss, peak, appended, start_ms, end_ms)
+    # The simulator shares the machine: a saturated simulator caps the run, not the daemon.
+    result["simulator"] = {
+        "cpu_s_per_1000_frames": sim_cpu / frames * 1000 if frames else 0.0,
+        "cpu_utilisation": sim_cpu / elapsed,
+    }
     rows = timeline(appended, start_ms, end_ms)
     for row, sent in zip(rows, per_second, strict=False):
         row["frames_sent"] = sent

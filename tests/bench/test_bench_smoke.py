@@ -56,6 +56,11 @@ def test_throughput_scenario_measures_the_ingester_and_its_ceilings(
     assert bound["frames_per_s"] == pytest.approx(1e6 / sum(bound["cpu_us_per_frame"].values()))
     assert result["ratio_to_serial_bound"] > 0  # type: ignore[operator]
     assert result["timeline"]
+    simulator = result["simulator"]
+    assert isinstance(simulator, dict)
+    assert simulator["cpu_utilisation"] > 0
+    assert simulator["cpu_s_per_1000_frames"] > 0
+    assert "| simulator CPU utilisation" in (tmp_path / "bench-throughput.md").read_text()
 
 
 @pytest.mark.timeout(120)
