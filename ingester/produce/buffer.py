@@ -52,9 +52,7 @@ class RecordBuffer:
 
     async def put(self, record: OutRecord) -> None:
         """Append ``record``; waits while the buffer is full."""
-        ticket = self._next_ticket
-        self._next_ticket += 1
-        self._pending.add(ticket)
+        ticket = self._ticket()
         try:
             while self._unacknowledged >= self.capacity:
                 self._writable.clear()
@@ -63,6 +61,22 @@ class RecordBuffer:
             self._pending.discard(ticket)
             self._settle()
             raise
+        self._append(ticket, record)
+
+    def put_nowait(self, record: OutRecord) -> None:
+        """Append ``record`` at once (no coroutine per record); raise ``BufferError`` when
+        the buffer is :attr:`full`."""
+        if self._unacknowledged >= self.capacity:
+            raise BufferError("record buffer full")
+        self._append(self._ticket(), record)
+
+    def _ticket(self) -> int:
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._pending.add(ticket)
+        return ticket
+
+    def _append(self, ticket: int, record: OutRecord) -> None:
         self._queue.append((ticket, record))
         self._unacknowledged += 1
         self._readable.set()

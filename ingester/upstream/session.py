@@ -224,7 +224,7 @@ class UpstreamSession:
                     await buffer.put(record)
                     paused.set(0)
                 else:
-                    await buffer.put(record)
+                    buffer.put_nowait(record)
             if actions:
                 execute(actions)
 

@@ -57,6 +57,12 @@ async def test_readyz_follows_kafka_and_logs_are_json(
     finally:
         assert daemon.stop() == 0
         simulator.stop()
+    messages = []
     for line in daemon.output().splitlines():
         event = json.loads(line)
         assert {"ts", "level", "logger", "message"} <= event.keys()
+        messages.append(event["message"])
+    # Start-up's long-lived objects are frozen out of the garbage collector's full passes.
+    frozen = [m for m in messages if m.startswith("data path starting; ")]
+    assert frozen, messages[:20]
+    assert int(frozen[0].split()[3]) > 10_000, frozen[0]

@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 
@@ -31,6 +33,26 @@ async def test_put_waits_while_unacknowledged_records_fill_the_capacity() -> Non
     buffer.acknowledge(len(taken))
     await asyncio.wait_for(blocked, 1.0)
     assert buffer.unacknowledged == 1
+
+
+async def test_put_nowait_appends_in_order_and_refuses_when_full() -> None:
+    buffer = RecordBuffer(capacity=2)
+    await buffer.put(rec(0))
+    buffer.put_nowait(rec(1))
+    assert buffer.full
+    with pytest.raises(BufferError):
+        buffer.put_nowait(rec(2))
+    assert buffer.unacknowledged == 2
+    mark = buffer.put_count
+    assert mark == 2  # the refused record took no ticket
+    assert [r.key for r in await buffer.take(5)] == [b"0", b"1"]
+    waiting = asyncio.create_task(buffer.acknowledged(mark))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    buffer.acknowledge(2)
+    await asyncio.wait_for(waiting, 1.0)
+    buffer.put_nowait(rec(3))  # room again
+    assert [r.key for r in await buffer.take(5)] == [b"3"]
 
 
 async def test_take_waits_for_a_record() -> None:
