@@ -252,9 +252,11 @@ class Daemon:
         except TopicError as exc:
             raise Fatal(str(exc)) from None
         await self._prepare_codecs()
-        # Start-up left ~100,000 long-lived objects (modules, schemas, compiled writers,
-        # metrics). Every full collection walked them: pauses of ~50 ms at saturation. Frozen,
-        # collections see only what the stream creates (pauses ~15 ms, docs/benchmarks.md).
+        # Start-up leaves tens of thousands of long-lived objects (modules, schemas, compiled
+        # writers, metrics) that every full collection walked: ~50 ms pauses at saturation.
+        # Frozen, collections see only what the stream creates (~15 ms, docs/benchmarks.md).
+        # Collect first, so no garbage cycle of start-up is frozen for good.
+        gc.collect()
         gc.freeze()
         log.info("data path starting; %d start-up objects frozen for the GC", gc.get_freeze_count())
         self._started = True

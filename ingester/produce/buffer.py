@@ -1,8 +1,9 @@
 """The bounded buffer between the upstream readers and the Kafka sink.
 
 Capacity counts every record received and not yet acknowledged by Kafka (queued plus in
-flight), so memory stays bounded whatever Kafka does. When it is full, :meth:`put` waits:
-the upstream readers stop reading, and TCP pushes back on the server (backpressure).
+flight), so memory stays bounded whatever Kafka does. When it is full, :meth:`put` waits
+(and :meth:`put_nowait` refuses): the upstream readers stop reading, and TCP pushes back on
+the server (backpressure).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ __all__ = ["RecordBuffer"]
 class RecordBuffer:
     """FIFO of :class:`OutRecord` with a capacity on records not yet acknowledged.
 
-    Every :meth:`put` takes a ticket when it starts, also when it then waits for room, so
+    Every :meth:`put` or :meth:`put_nowait` takes a ticket when it starts, also a ``put`` that
+    then waits for room, so
     :meth:`acknowledged` can wait for exactly the records handed over before a point in time,
     whatever order the waiting ones end up queued in.
     """
@@ -42,19 +44,20 @@ class RecordBuffer:
 
     @property
     def put_count(self) -> int:
-        """Calls of :meth:`put` so far, waiting ones included: a mark for :meth:`acknowledged`."""
+        """Records handed over so far (:meth:`put`, waiting ones included, and
+        :meth:`put_nowait`): a mark for :meth:`acknowledged`."""
         return self._next_ticket
 
     @property
     def full(self) -> bool:
-        """True while :meth:`put` would wait."""
+        """True while :meth:`put` would wait and :meth:`put_nowait` would refuse."""
         return self._unacknowledged >= self.capacity
 
     async def put(self, record: OutRecord) -> None:
         """Append ``record``; waits while the buffer is full."""
         ticket = self._ticket()
         try:
-            while self._unacknowledged >= self.capacity:
+            while self.full:
                 self._writable.clear()
                 await self._writable.wait()
         except asyncio.CancelledError:  # the record is abandoned: nobody waits for it
@@ -64,10 +67,10 @@ class RecordBuffer:
         self._append(ticket, record)
 
     def put_nowait(self, record: OutRecord) -> None:
-        """Append ``record`` at once (no coroutine per record); raise ``BufferError`` when
-        the buffer is :attr:`full`."""
-        if self._unacknowledged >= self.capacity:
-            raise BufferError("record buffer full")
+        """Append ``record`` at once (no coroutine per record); raise
+        :class:`asyncio.QueueFull` when the buffer is :attr:`full`."""
+        if self.full:
+            raise asyncio.QueueFull("record buffer full")
         self._append(self._ticket(), record)
 
     def _ticket(self) -> int:

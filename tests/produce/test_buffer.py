@@ -40,7 +40,7 @@ async def test_put_nowait_appends_in_order_and_refuses_when_full() -> None:
     await buffer.put(rec(0))
     buffer.put_nowait(rec(1))
     assert buffer.full
-    with pytest.raises(BufferError):
+    with pytest.raises(asyncio.QueueFull):
         buffer.put_nowait(rec(2))
     assert buffer.unacknowledged == 2
     mark = buffer.put_count
@@ -53,6 +53,28 @@ async def test_put_nowait_appends_in_order_and_refuses_when_full() -> None:
     await asyncio.wait_for(waiting, 1.0)
     buffer.put_nowait(rec(3))  # room again
     assert [r.key for r in await buffer.take(5)] == [b"3"]
+
+
+async def test_a_put_nowait_ahead_of_a_waiting_put_does_not_release_its_mark() -> None:
+    # Two readers share the buffer: one waits in put(), the other finds room first.
+    buffer = RecordBuffer(capacity=1)
+    buffer.put_nowait(rec(0))
+    waiting_put = asyncio.create_task(buffer.put(rec(1)))  # ticket 1, waits for room
+    await asyncio.sleep(0)
+    mark = buffer.put_count  # covers rec(0) and the waiting rec(1)
+    buffer.acknowledge(len(await buffer.take(5)))  # room: the waiting put is woken...
+    buffer.put_nowait(rec(2))  # ...but the other reader takes the room first (ticket 2)
+    assert buffer.full
+    settled = asyncio.create_task(buffer.acknowledged(mark))
+    await asyncio.sleep(0)
+    assert not waiting_put.done()
+    assert [r.key for r in await buffer.take(5)] == [b"2"]
+    buffer.acknowledge(1)  # rec(2) is in; rec(1), before the mark, is not yet
+    await asyncio.wait_for(waiting_put, 1.0)
+    assert not settled.done()
+    assert [r.key for r in await buffer.take(5)] == [b"1"]
+    buffer.acknowledge(1)
+    await asyncio.wait_for(settled, 1.0)
 
 
 async def test_take_waits_for_a_record() -> None:

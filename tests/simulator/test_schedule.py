@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
-from ingester.simulator.config import SimulatorConfig
-from ingester.simulator.core import Hub
-from ingester.simulator.server import play_delay
+from ingester.simulator import server
+from ingester.simulator.config import DEMO_KEY, ApiKey, SimulatorConfig
+from ingester.simulator.core import UPDATE, Hub
+from ingester.simulator.server import Simulator, play_delay
 
 NOW = 1_800_000_000.0
 
@@ -77,3 +81,31 @@ def test_play_catches_up_at_once_and_otherwise_sleeps_until_the_next_change() ->
     # A client with frames still queued is served again soon, before the next change.
     backlogged = play_delay(congested=False, backlogged=True, due=100.2, now=100.0)
     assert 0.0 < backlogged < 0.2
+
+
+class _Stop(Exception):
+    pass
+
+
+async def test_the_play_loop_sleeps_while_a_client_is_far_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    simulator = Simulator(SimulatorConfig(soccer=20, cricket=0, update_rate=10.0, seed=1))
+    loop_now = asyncio.get_running_loop().time()
+    simulator._hub = Hub(simulator.config, wall_now=time.time(), loop_now=loop_now - 60.0)
+    assert all(due < loop_now - 50.0 for due, _ in simulator.hub._schedule)  # all overdue
+    slow = simulator.hub.open_session(ApiKey(DEMO_KEY))  # no socket: its outbox never drains
+    slow.outbox = [(b"{}", UPDATE, None)] * (server._OUTBOX_HIGH + 1)
+    simulator._backlogged.add(slow)
+    delays: list[float] = []
+
+    async def recorded_sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 5:
+            raise _Stop
+
+    monkeypatch.setattr(server.asyncio, "sleep", recorded_sleep)
+    with pytest.raises(_Stop):
+        await simulator._play()
+    assert all(delay > 0.0 for delay in delays), delays  # waits, never spins
+    assert len(slow.outbox) == server._OUTBOX_HIGH + 1  # and plays nothing meanwhile
