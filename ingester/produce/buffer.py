@@ -20,9 +20,8 @@ class RecordBuffer:
     """FIFO of :class:`OutRecord` with a capacity on records not yet acknowledged.
 
     Every :meth:`put` or :meth:`put_nowait` takes a ticket when it starts, also a ``put`` that
-    then waits for room, so
-    :meth:`acknowledged` can wait for exactly the records handed over before a point in time,
-    whatever order the waiting ones end up queued in.
+    then waits for room, so :meth:`acknowledged` can wait for exactly the records handed over
+    before a point in time, whatever order the waiting ones end up queued in.
     """
 
     def __init__(self, capacity: int) -> None:
