@@ -258,10 +258,17 @@ def _measured(
         "frames": frames,
         "frames_per_s": frames / elapsed,
         **lag_summary(appended, start_ms, end_ms),
-        "cpu_s_per_1000_frames": cpu / frames * 1000 if frames else 0.0,
-        "cpu_utilisation": cpu / elapsed,
+        **_cpu_figures(cpu, frames, elapsed),
         "rss_mb": rss,
         "peak_rss_mb": peak,
+    }
+
+
+def _cpu_figures(cpu: float, frames: int, elapsed: float) -> dict[str, float]:
+    """A process's ``cpu`` seconds over a window of ``elapsed`` seconds and ``frames``."""
+    return {
+        "cpu_s_per_1000_frames": cpu / frames * 1000 if frames else 0.0,
+        "cpu_utilisation": cpu / elapsed,
     }
 
 
@@ -356,10 +363,7 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
     appended = await read_appended(bootstrap, daemon.topic, options.partitions)
     result["ingester"] = _measured(frames, cpu, elapsed, rss, peak, appended, start_ms, end_ms)
     # The simulator shares the machine: a saturated simulator caps the run, not the daemon.
-    result["simulator"] = {
-        "cpu_s_per_1000_frames": sim_cpu / frames * 1000 if frames else 0.0,
-        "cpu_utilisation": sim_cpu / elapsed,
-    }
+    result["simulator"] = _cpu_figures(sim_cpu, frames, elapsed)
     rows = timeline(appended, start_ms, end_ms)
     for row, sent in zip(rows, per_second, strict=False):
         row["frames_sent"] = sent

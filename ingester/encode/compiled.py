@@ -183,8 +183,7 @@ class ArrayMemo:
         key = bytes(memoryview(key))  # orjson's bytes keep a 4 KB allocation: keep a copy
         size = len(key) + len(encoded) + self.ENTRY_OVERHEAD
         if self._size + size > self.MAX_BYTES:
-            self.encoded.clear()
-            self._size = 0
+            self._forget()
         self.encoded[key] = bytes(encoded)
         self._size += size
 
@@ -193,12 +192,15 @@ class ArrayMemo:
             if self.hits * 4 < self.lookups:
                 self.active = False
                 self._resting = self.REST_WINDOWS
-                self.encoded.clear()
-                self._size = 0
+                self._forget()
         else:
             self._resting -= 1
             self.active = self._resting <= 0
         self.lookups = self.hits = 0
+
+    def _forget(self) -> None:
+        self.encoded.clear()
+        self._size = 0
 
 
 def _fail(expected: str, value: Any) -> None:
