@@ -38,7 +38,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--drops", type=int, default=3, help="scale: mass disconnects (3)")
     add("--drop-mode", choices=("close", "abrupt"), default="abrupt")
     add("--kafka", help="bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else LocalKafka)")
-    add("--profile", action="store_true", help="py-spy the daemon (profile.txt)")
+    add(
+        "--replicas",
+        type=_positive,
+        default=1,
+        help="daemons sharing the matches as one consumer group (1)",
+    )
+    add("--profile", action="store_true", help="py-spy the (first) daemon (profile.txt)")
     add(
         "--daemon-env",
         action="append",
@@ -47,6 +53,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="extra setting for the daemon (repeatable)",
     )
     parser.set_defaults(handler=_bench)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -87,6 +87,15 @@ def markdown(result: dict[str, Any]) -> str:
             f"frames/s, {scenario['duration']:g} s after {scenario['warmup']:g} s warm-up",
         )
     ]
+    replicas = scenario.get("replicas", 1)
+    if replicas > 1:
+        shares = " + ".join(str(n) for n in result.get("active_by_replica", {}).values())
+        rows.append(
+            (
+                "ingester replicas (matches each; CPU summed, RSS of the largest)",
+                f"{replicas} ({shares})",
+            )
+        )
     ingester = result.get("ingester")
     if ingester:
         lag = ingester["lag_ms"]

@@ -66,6 +66,7 @@ class Options:
     drops: int = 3
     drop_mode: str = "abrupt"
     kafka: str | None = None
+    replicas: int = 1
     profile: bool = False
     daemon_env: dict[str, str] = field(default_factory=dict)
 
@@ -239,7 +240,7 @@ def _ratio(result: dict[str, Any]) -> None:
     result["slowest_ceiling"] = name
     result["ratio_to_slowest_ceiling"] = result["ingester"]["frames_per_s"] / candidates[name]
     bound = result.get("serial_bound", {}).get("frames_per_s")
-    if bound:
+    if bound and result["scenario"]["replicas"] == 1:  # a bound for one process
         result["ratio_to_serial_bound"] = result["ingester"]["frames_per_s"] / bound
 
 
@@ -253,7 +254,8 @@ def _measured(
     start_ms: int,
     end_ms: int,
 ) -> dict[str, Any]:
-    """The daemon's figures for the window: rates, lag, CPU and memory."""
+    """The daemons' figures for the window: rates, lag, CPU (every replica's together) and
+    memory (the largest replica's)."""
     return {
         "frames": frames,
         "frames_per_s": frames / elapsed,
@@ -278,28 +280,30 @@ def _cpu_figures(cpu: float, frames: int, elapsed: float) -> dict[str, float]:
 class _Ingester(Child):
     """``sportrix-ingester run`` against the bench's topics, HTTP on a free port."""
 
-    def __init__(self, options: Options, bootstrap: str, url: str, topic: str, n: int) -> None:
+    def __init__(
+        self, options: Options, bootstrap: str, url: str, topic: str, n: int, replica: int
+    ) -> None:
         self.http_port = free_port()
-        self.topic = topic
-        self.config_topic = f"{topic}-config"
+        self.instance_id = f"bench-{replica}"
         env = {
             "SPORTRIX_URL": url,
             "SPORTRIX_API_KEY": _KEY,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "INGESTER_TOPIC": topic,
-            "INGESTER_CONFIG_TOPIC": self.config_topic,
+            "INGESTER_CONFIG_TOPIC": f"{topic}-config",
             "INGESTER_DLQ_TOPIC": f"{topic}-dlq",
             "INGESTER_TOPIC_PARTITIONS": str(options.partitions),
             "INGESTER_HTTP_HOST": "127.0.0.1",
             "INGESTER_HTTP_PORT": str(self.http_port),
-            "INGESTER_INSTANCE_ID": "bench",
+            "INGESTER_INSTANCE_ID": self.instance_id,
             "INGESTER_GROUP_ID": f"{topic}-group",
             "INGESTER_SUBSCRIPTIONS_PER_CONNECTION": str(options.per_connection),
             "INGESTER_MAX_MATCHES": str(max(5000, n)),
             "INGESTER_LOG_LEVEL": "WARNING",
             **options.daemon_env,
         }
-        super().__init__(["run"], options.out / "ingester.log", env)
+        log = "ingester.log" if options.replicas == 1 else f"ingester-{replica}.log"
+        super().__init__(["run"], options.out / log, env)
 
     def active(self) -> int:
         """Matches in state ``active`` (the subscriptions gauge); -1 while not answering."""
@@ -312,34 +316,83 @@ class _Ingester(Child):
         return -1 if value is None else int(value)
 
 
-async def _start_ingester(
+class _Fleet:
+    """The ``--replicas`` daemons of a run: one consumer group, one data topic.
+
+    The config topic's partitions, and so the followed matches, are shared out among them
+    by the group, as between a deployment's replicas.
+    """
+
+    def __init__(self, options: Options, bootstrap: str, url: str, topic: str, n: int) -> None:
+        self.topic = topic
+        self.daemons = [
+            _Ingester(options, bootstrap, url, topic, n, replica)
+            for replica in range(options.replicas)
+        ]
+
+    def active(self) -> int:
+        """Active matches over every replica; -1 while one is not answering."""
+        counts = [daemon.active() for daemon in self.daemons]
+        return -1 if min(counts) < 0 else sum(counts)
+
+    def settled(self, n: int) -> bool:
+        """All ``n`` matches active, each on one replica, and every replica has its share."""
+        counts = [daemon.active() for daemon in self.daemons]
+        return sum(counts) == n and min(counts) > 0
+
+    def shares(self) -> dict[str, int]:
+        """Active matches by replica (instance id)."""
+        return {daemon.instance_id: daemon.active() for daemon in self.daemons}
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of every replica together."""
+        return sum(cpu_seconds(daemon.pid) for daemon in self.daemons)
+
+    def memory_mb(self) -> tuple[float, float]:
+        """The largest replica's RSS and peak RSS, in MB: memory is a per-process budget."""
+        figures = [memory_mb(daemon.pid) for daemon in self.daemons]
+        return max(rss for rss, _ in figures), max(peak for _, peak in figures)
+
+    def stop(self) -> None:
+        """Stop every replica."""
+        for daemon in self.daemons:
+            daemon.stop()
+
+
+async def _start_fleet(
     options: Options, bootstrap: str, sim: SimulatorProcess, ids: list[int]
-) -> tuple[_Ingester, float]:
-    """Follow ``ids``, start the daemon; return it and the seconds until all were active."""
+) -> tuple[_Fleet, float]:
+    """Follow ``ids``, start the daemons; return them and the seconds until all were active."""
     topic = f"bench-{uuid.uuid4().hex[:8]}"
     await create_topic(bootstrap, topic, options.partitions, APPEND_TIME)
     await follow(bootstrap, f"{topic}-config", ids)
-    daemon = _Ingester(options, bootstrap, sim.url, topic, len(ids))
+    fleet = _Fleet(options, bootstrap, sim.url, topic, len(ids))
     started = time.monotonic()
-    await _wait(lambda: daemon.active() >= len(ids), f"{len(ids)} matches active", 180, 0.05)
-    return daemon, time.monotonic() - started
+    try:
+        what = f"{len(ids)} matches active on {options.replicas} replica(s), each with a share"
+        await _wait(lambda: fleet.settled(len(ids)), what, 180, 0.05)
+    except BaseException:
+        fleet.stop()
+        raise
+    return fleet, time.monotonic() - started
 
 
 async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) -> None:
     _say("the ingester: waiting until every match is active")
     sim = _simulator(options, "simulator.log")
-    daemon: _Ingester | None = None
+    fleet: _Fleet | None = None
     profiler: subprocess.Popen[bytes] | None = None
     try:
         ids = _followed(options, sim.catalogue)
         result["followed"] = len(ids)
-        daemon, result["initial_active_s"] = await _start_ingester(options, bootstrap, sim, ids)
+        fleet, result["initial_active_s"] = await _start_fleet(options, bootstrap, sim, ids)
         await asyncio.sleep(options.warmup)
+        result["active_by_replica"] = fleet.shares()
         _say(f"measuring for {options.duration:g} s")
         if options.profile:
-            profiler = _py_spy(options, daemon.pid)
+            profiler = _py_spy(options, fleet.daemons[0].pid)
         start_ms = int(time.time() * 1000)
-        frames0, cpu0, t0 = sim.frames_sent(), cpu_seconds(daemon.pid), time.monotonic()
+        frames0, cpu0, t0 = sim.frames_sent(), fleet.cpu_seconds(), time.monotonic()
         sim_cpu0 = cpu_seconds(sim.pid)
         per_second: list[float] = []
         previous = frames0
@@ -349,18 +402,18 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
             per_second.append(float(now - previous))
             previous = now
         elapsed = time.monotonic() - t0
-        frames, cpu = previous - frames0, cpu_seconds(daemon.pid) - cpu0
+        frames, cpu = previous - frames0, fleet.cpu_seconds() - cpu0
         sim_cpu = cpu_seconds(sim.pid) - sim_cpu0
         end_ms = start_ms + int(elapsed * 1000)
-        rss, peak = memory_mb(daemon.pid)
+        rss, peak = fleet.memory_mb()
     finally:
         if profiler is not None:
             profiler.wait(60)
-        if daemon is not None:
-            daemon.stop()
+        if fleet is not None:
+            fleet.stop()
         sim.stop()
     _say("reading the topic back")
-    appended = await read_appended(bootstrap, daemon.topic, options.partitions)
+    appended = await read_appended(bootstrap, fleet.topic, options.partitions)
     result["ingester"] = _measured(frames, cpu, elapsed, rss, peak, appended, start_ms, end_ms)
     # The simulator shares the machine: a saturated simulator caps the run, not the daemon.
     result["simulator"] = _cpu_figures(sim_cpu, frames, elapsed)
@@ -387,30 +440,31 @@ def _py_spy(options: Options, pid: int) -> subprocess.Popen[bytes]:
 async def _scale(options: Options, bootstrap: str, result: dict[str, Any]) -> None:
     _say("the ingester: waiting until every match is active")
     sim = _simulator(options, "simulator.log")
-    daemon: _Ingester | None = None
+    fleet: _Fleet | None = None
     try:
         ids = _followed(options, sim.catalogue)
         result["followed"] = n = len(ids)
-        daemon, initial = await _start_ingester(options, bootstrap, sim, ids)
+        fleet, initial = await _start_fleet(options, bootstrap, sim, ids)
         await asyncio.sleep(options.warmup)
+        result["active_by_replica"] = fleet.shares()
         start_ms = int(time.time() * 1000)
-        frames0, cpu0, t0 = sim.frames_sent(), cpu_seconds(daemon.pid), time.monotonic()
+        frames0, cpu0, t0 = sim.frames_sent(), fleet.cpu_seconds(), time.monotonic()
         recoveries = []
         for _ in range(options.drops):
             sim.get_raw(f"/_sim/drop?mode={options.drop_mode}")
             dropped = time.monotonic()
-            await _wait(lambda: 0 <= daemon.active() < n, "the drop to be noticed", 30, 0.01)
-            await _wait(lambda: daemon.active() >= n, f"{n} matches active again", 120, 0.02)
+            await _wait(lambda: 0 <= fleet.active() < n, "the drop to be noticed", 30, 0.01)
+            await _wait(lambda: fleet.active() >= n, f"{n} matches active again", 120, 0.02)
             recoveries.append(time.monotonic() - dropped)
             await asyncio.sleep(max(1.0, options.duration / max(1, options.drops) - 5))
         elapsed = time.monotonic() - t0
-        frames, cpu = sim.frames_sent() - frames0, cpu_seconds(daemon.pid) - cpu0
-        rss, peak = memory_mb(daemon.pid)
+        frames, cpu = sim.frames_sent() - frames0, fleet.cpu_seconds() - cpu0
+        rss, peak = fleet.memory_mb()
     finally:
-        if daemon is not None:
-            daemon.stop()
+        if fleet is not None:
+            fleet.stop()
         sim.stop()
-    appended = await read_appended(bootstrap, daemon.topic, options.partitions)
+    appended = await read_appended(bootstrap, fleet.topic, options.partitions)
     end_ms = start_ms + int(elapsed * 1000)
     result["scale"] = {
         "initial_active_s": initial,

@@ -78,3 +78,26 @@ def test_scale_scenario_times_the_recovery_after_a_mass_drop(kafka: object, tmp_
     assert len(scale["recovery_s"]) == 1
     assert 0 < scale["recovery_s"][0] < 60
     assert scale["peak_rss_mb"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_replicas_share_the_matches_and_are_measured_together(
+    kafka: object, tmp_path: Path
+) -> None:
+    result = run_bench(
+        kafka, tmp_path, "throughput", "--duration", "2", "--no-ceilings", "--replicas", "2"
+    )
+    shares = result["active_by_replica"]
+    assert isinstance(shares, dict)
+    # The consumer group gave each replica some of the config topic's partitions, and every
+    # followed match is active on exactly one of them.
+    assert set(shares) == {"bench-0", "bench-1"}
+    assert all(count > 0 for count in shares.values())
+    assert sum(shares.values()) == result["followed"]
+    for replica in (0, 1):
+        assert (tmp_path / f"ingester-{replica}.log").exists()
+    ingester = result["ingester"]
+    assert isinstance(ingester, dict)
+    assert ingester["records_per_s"] > 0
+    assert "ratio_to_serial_bound" not in result  # a one-process bound
+    assert "| ingester replicas" in (tmp_path / "bench-throughput.md").read_text()
