@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--kafka", help="bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else LocalKafka)")
     add(
         "--replicas",
-        type=_positive,
+        type=_replicas,
         default=1,
         help="daemons sharing the matches as one consumer group (1)",
     )
@@ -55,10 +55,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=_bench)
 
 
-def _positive(text: str) -> int:
+def _replicas(text: str) -> int:
+    from ingester.bench.topic import CONFIG_PARTITIONS
+
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    if not 1 <= value <= CONFIG_PARTITIONS:
+        raise argparse.ArgumentTypeError(
+            f"{text}: from 1 to {CONFIG_PARTITIONS}, the config topic's partitions"
+        )
     return value
 
 

@@ -84,6 +84,7 @@ class Child:
 
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
+        self._terminated = False
         self._out = log.open("ab")
         self.proc = subprocess.Popen(
             [*PYTHON, *args],
@@ -104,10 +105,16 @@ class Child:
             tail = self.log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{self.log.name} exited with {self.proc.returncode}:\n{tail}")
 
+    def terminate(self) -> None:
+        """SIGTERM, once: the process begins its orderly shutdown; :meth:`stop` waits for it."""
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then SIGKILL the process group after ``timeout``; the exit code."""
+        self.terminate()
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

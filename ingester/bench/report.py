@@ -89,10 +89,10 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     replicas = scenario.get("replicas", 1)
     if replicas > 1:
-        shares = " + ".join(str(n) for n in result.get("active_by_replica", {}).values())
+        shares = " + ".join(str(share["active"]) for share in result["replicas"].values())
         rows.append(
             (
-                "ingester replicas (matches each; CPU summed, RSS of the largest)",
+                "ingester replicas (active matches each; CPU summed, RSS of the highest peak)",
                 f"{replicas} ({shares})",
             )
         )

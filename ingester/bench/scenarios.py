@@ -38,7 +38,14 @@ from ingester.bench.processes import (
     metric_value,
 )
 from ingester.bench.report import lag_summary, markdown, plot, timeline
-from ingester.bench.topic import APPEND_TIME, Appended, create_topic, follow, read_appended
+from ingester.bench.topic import (
+    APPEND_TIME,
+    CONFIG_PARTITIONS,
+    Appended,
+    create_topic,
+    follow,
+    read_appended,
+)
 
 __all__ = ["Options", "run"]
 
@@ -305,56 +312,71 @@ class _Ingester(Child):
         log = "ingester.log" if options.replicas == 1 else f"ingester-{replica}.log"
         super().__init__(["run"], options.out / log, env)
 
-    def active(self) -> int:
-        """Matches in state ``active`` (the subscriptions gauge); -1 while not answering."""
+    def gauges(self) -> tuple[int, int]:
+        """Active matches and owned config partitions (``/metrics``); -1s while not answering."""
         self.check_alive()
         try:
             text = http_get(f"http://127.0.0.1:{self.http_port}/metrics", 5).decode()
         except OSError:
-            return -1
-        value = metric_value(text, "sportrix_ingester_subscriptions", 'state="active"')
-        return -1 if value is None else int(value)
+            return -1, -1
+        active = metric_value(text, "sportrix_ingester_subscriptions", 'state="active"')
+        owned = metric_value(text, "sportrix_ingester_owned_config_partitions")
+        return (-1 if active is None else int(active)), (-1 if owned is None else int(owned))
 
 
 class _Fleet:
     """The ``--replicas`` daemons of a run: one consumer group, one data topic.
 
-    The config topic's partitions, and so the followed matches, are shared out among them
-    by the group, as between a deployment's replicas.
+    The group shares the config topic's partitions, and so the followed matches, among them,
+    as among a deployment's replicas.
     """
 
     def __init__(self, options: Options, bootstrap: str, url: str, topic: str, n: int) -> None:
         self.topic = topic
-        self.daemons = [
-            _Ingester(options, bootstrap, url, topic, n, replica)
-            for replica in range(options.replicas)
-        ]
+        self.daemons: list[_Ingester] = []
+        try:
+            for replica in range(options.replicas):
+                self.daemons.append(_Ingester(options, bootstrap, url, topic, n, replica))
+        except BaseException:
+            self.stop()
+            raise
+
+    def shares(self) -> dict[str, dict[str, int]]:
+        """Active matches and owned config partitions, by replica (instance id)."""
+        shares = {}
+        for daemon in self.daemons:
+            active, owned = daemon.gauges()
+            shares[daemon.instance_id] = {"active": active, "config_partitions": owned}
+        return shares
 
     def active(self) -> int:
         """Active matches over every replica; -1 while one is not answering."""
-        counts = [daemon.active() for daemon in self.daemons]
+        counts = [active for active, _ in (daemon.gauges() for daemon in self.daemons)]
         return -1 if min(counts) < 0 else sum(counts)
 
     def settled(self, n: int) -> bool:
-        """All ``n`` matches active, each on one replica, and every replica has its share."""
-        counts = [daemon.active() for daemon in self.daemons]
-        return sum(counts) == n and min(counts) > 0
-
-    def shares(self) -> dict[str, int]:
-        """Active matches by replica (instance id)."""
-        return {daemon.instance_id: daemon.active() for daemon in self.daemons}
+        """Every config partition owned by exactly one replica, each replica owning some,
+        and all ``n`` matches active."""
+        gauges = [daemon.gauges() for daemon in self.daemons]
+        owned = [partitions for _, partitions in gauges]
+        return (
+            min(owned) > 0
+            and sum(owned) == CONFIG_PARTITIONS
+            and sum(active for active, _ in gauges) == n
+        )
 
     def cpu_seconds(self) -> float:
         """CPU seconds of every replica together."""
         return sum(cpu_seconds(daemon.pid) for daemon in self.daemons)
 
     def memory_mb(self) -> tuple[float, float]:
-        """The largest replica's RSS and peak RSS, in MB: memory is a per-process budget."""
-        figures = [memory_mb(daemon.pid) for daemon in self.daemons]
-        return max(rss for rss, _ in figures), max(peak for _, peak in figures)
+        """RSS and peak RSS in MB of the replica with the highest peak (a per-process budget)."""
+        return max((memory_mb(daemon.pid) for daemon in self.daemons), key=lambda m: m[1])
 
     def stop(self) -> None:
-        """Stop every replica."""
+        """Stop every replica: all are told at once, so none takes over another's matches."""
+        for daemon in self.daemons:
+            daemon.terminate()
         for daemon in self.daemons:
             daemon.stop()
 
@@ -369,7 +391,7 @@ async def _start_fleet(
     fleet = _Fleet(options, bootstrap, sim.url, topic, len(ids))
     started = time.monotonic()
     try:
-        what = f"{len(ids)} matches active on {options.replicas} replica(s), each with a share"
+        what = f"{len(ids)} matches active on {options.replicas} replica(s)"
         await _wait(lambda: fleet.settled(len(ids)), what, 180, 0.05)
     except BaseException:
         fleet.stop()
@@ -387,7 +409,7 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
         result["followed"] = len(ids)
         fleet, result["initial_active_s"] = await _start_fleet(options, bootstrap, sim, ids)
         await asyncio.sleep(options.warmup)
-        result["active_by_replica"] = fleet.shares()
+        result["replicas"] = fleet.shares()
         _say(f"measuring for {options.duration:g} s")
         if options.profile:
             profiler = _py_spy(options, fleet.daemons[0].pid)
@@ -446,7 +468,7 @@ async def _scale(options: Options, bootstrap: str, result: dict[str, Any]) -> No
         result["followed"] = n = len(ids)
         fleet, initial = await _start_fleet(options, bootstrap, sim, ids)
         await asyncio.sleep(options.warmup)
-        result["active_by_replica"] = fleet.shares()
+        result["replicas"] = fleet.shares()
         start_ms = int(time.time() * 1000)
         frames0, cpu0, t0 = sim.frames_sent(), fleet.cpu_seconds(), time.monotonic()
         recoveries = []

@@ -40,9 +40,13 @@ async def create_topic(bootstrap: str, name: str, partitions: int, config: dict[
         await admin.close()
 
 
+#: Partitions of the bench's config topic: at most this many replicas get a share.
+CONFIG_PARTITIONS = 12
+
+
 async def follow(bootstrap: str, config_topic: str, match_ids: list[int]) -> None:
     """Create the compacted config topic and write an ``add`` command per match."""
-    await create_topic(bootstrap, config_topic, 12, {"cleanup.policy": "compact"})
+    await create_topic(bootstrap, config_topic, CONFIG_PARTITIONS, {"cleanup.policy": "compact"})
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:

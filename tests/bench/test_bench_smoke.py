@@ -87,13 +87,15 @@ def test_replicas_share_the_matches_and_are_measured_together(
     result = run_bench(
         kafka, tmp_path, "throughput", "--duration", "2", "--no-ceilings", "--replicas", "2"
     )
-    shares = result["active_by_replica"]
-    assert isinstance(shares, dict)
-    # The consumer group gave each replica some of the config topic's partitions, and every
+    replicas = result["replicas"]
+    assert isinstance(replicas, dict)
+    assert set(replicas) == {"bench-0", "bench-1"}
+    # The consumer group shared the config topic's 12 partitions between the two, and every
     # followed match is active on exactly one of them.
-    assert set(shares) == {"bench-0", "bench-1"}
-    assert all(count > 0 for count in shares.values())
-    assert sum(shares.values()) == result["followed"]
+    owned = [replica["config_partitions"] for replica in replicas.values()]
+    assert min(owned) > 0
+    assert sum(owned) == 12
+    assert sum(replica["active"] for replica in replicas.values()) == result["followed"]
     for replica in (0, 1):
         assert (tmp_path / f"ingester-{replica}.log").exists()
     ingester = result["ingester"]
