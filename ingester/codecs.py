@@ -32,11 +32,20 @@ class SportCodecImpl:
     error. Both ways give the same bytes for a valid frame.
     """
 
-    __slots__ = ("_convert", "_encode", "_encode_strict", "_unchecked", "schema_name", "sport")
+    __slots__ = (
+        "_convert",
+        "_encode",
+        "_encode_strict",
+        "_unchecked",
+        "schema_name",
+        "shape",
+        "sport",
+    )
 
     def __init__(self, converter: SportConverter, encoder: RecordEncoder) -> None:
         self.sport = converter.sport
         self.schema_name = converter.schema_name
+        self.shape = converter.shape
         self._convert = converter.convert
         self._encode = encoder.encode
         self._encode_strict = encoder.encode_strict
@@ -51,14 +60,24 @@ class SportCodecImpl:
         become a record. ``json_native``: ``data`` is exactly what ``orjson.loads``
         returned (no NaN, enum, tuple...); the writer may then reuse encoded arrays.
         """
-        if self._unchecked is not None:
-            record = self._unchecked(op, data, received_at_ms)
-            if record is not None:
-                value = self._encode_strict(record, json_native)
-                if value is not None:
-                    return record, value
+        done = self.unchecked_record(op, data, received_at_ms, json_native)
+        if done is not None:
+            return done
         record = self._convert(op, data, received_at_ms)
         return record, self._encode(record)
+
+    def unchecked_record(
+        self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool = True
+    ) -> tuple[dict[str, Any], bytes] | None:
+        """As :meth:`record` by the compiled writer alone; ``None`` when it refuses ``data``
+        (or the sport's shape does not allow it). The only way for a lazily decoded frame."""
+        if self._unchecked is None:
+            return None
+        record = self._unchecked(op, data, received_at_ms)
+        if record is None:
+            return None
+        value = self._encode_strict(record, json_native)
+        return None if value is None else (record, value)
 
 
 def codecs_for(

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ingester.convert.lazy import LazyFrameDecoder
+from ingester.convert.shape import PlainShape
 from ingester.observe.metrics import Metrics
 from ingester.upstream.frames import (
     DataFrame,
@@ -45,12 +47,23 @@ class SportCodec(Protocol):
     def schema_name(self) -> str:
         """The full Avro name of the sport's record."""
 
+    @property
+    def shape(self) -> PlainShape | None:
+        """What lets the compiled writer alone take this sport's frames (lazily decoded ones
+        too); ``None`` when every frame needs the checked way."""
+
     def record(
         self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool = False
     ) -> tuple[dict[str, Any], bytes]:
         """Validate ``data``, build the Avro record (``updated_at`` in epoch millis) and
         encode it in the configured wire format. ``json_native``: ``data`` is exactly what
         ``orjson.loads`` returned, which lets the encoder reuse encoded arrays."""
+
+    def unchecked_record(
+        self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool = True
+    ) -> tuple[dict[str, Any], bytes] | None:
+        """As :meth:`record` without the checked way: ``None`` when the fast writer refuses
+        ``data``. It takes a lazily decoded ``data`` (arrays as JSON text)."""
 
 
 @dataclass(slots=True)
@@ -70,7 +83,9 @@ class OutRecord:
 class FrameProcessor:
     """Turns upstream messages into :class:`OutRecord` values; see the module docstring.
 
-    ``classify`` maps an exception raised by a codec to its dead-letter stage.
+    ``classify`` maps an exception raised by a codec to its dead-letter stage. With
+    ``lazy_decode``, data frames of the sports whose codecs have a :attr:`SportCodec.shape`
+    are decoded by :class:`LazyFrameDecoder` first (same records, same errors, faster).
     """
 
     def __init__(
@@ -82,9 +97,12 @@ class FrameProcessor:
         topic: str,
         dlq_topic: str,
         instance_id: str,
+        lazy_decode: bool = True,
     ) -> None:
         self.book = book
         self._codecs = codecs
+        lazy = LazyFrameDecoder({sport: codec.shape for sport, codec in codecs.items()})
+        self._decode_lazily = lazy.decode if lazy_decode and lazy.enabled else None
         self._classify = classify
         self._metrics = metrics
         self._topic = topic
@@ -97,6 +115,10 @@ class FrameProcessor:
         self, raw: bytes, received_at: float, now: float
     ) -> tuple[OutRecord | None, list[Action]]:
         """Handle one message received at wall-clock ``received_at`` (monotonic ``now``)."""
+        if self._decode_lazily is not None:
+            done = self._lazy(self._decode_lazily(raw), received_at, now)
+            if done is not None:
+                return done
         try:
             frame = decode_frame(raw)
         except FrameRejected as exc:
@@ -109,6 +131,23 @@ class FrameProcessor:
             self._metrics.skipped_frames.labels(reason="unknown_op").inc()
             log.debug("skipped a frame with unknown op %r", frame.op[:40])
         return None, _NO_ACTIONS
+
+    def _lazy(
+        self, frame: DataFrame | None, received_at: float, now: float
+    ) -> tuple[OutRecord, list[Action]] | None:
+        """A lazily decoded ``frame`` done, or ``None`` (nothing done) for the full way: any
+        frame but a valid data frame of a followed match whose sport the writer validates."""
+        if frame is None or frame.match_id not in self.book:
+            return None
+        codec = self._codecs[frame.sport]  # the lazy decoder knows the codecs' sports only
+        try:
+            done = codec.unchecked_record(frame.op, frame.data, int(received_at * 1000))
+        except Exception:  # the full way meets it again, and dead-letters the frame
+            return None
+        if done is None:
+            return None
+        self._count_frame(frame.sport, frame.op)
+        return self._produced(frame, codec, *done, received_at, now)
 
     def _data(
         self, frame: DataFrame, raw: bytes, received_at: float, now: float
@@ -129,6 +168,18 @@ class FrameProcessor:
         except Exception as exc:
             rejected = FrameRejected(self._classify(exc), str(exc), frame.match_id)
             return self._dead_letter(raw, rejected, received_at), _NO_ACTIONS
+        return self._produced(frame, codec, record, value, received_at, now)
+
+    def _produced(
+        self,
+        frame: DataFrame,
+        codec: SportCodec,
+        record: dict[str, Any],
+        value: bytes,
+        received_at: float,
+        now: float,
+    ) -> tuple[OutRecord, list[Action]]:
+        """The data record of ``frame``, once the book has seen it (maybe a re-subscribe)."""
         seq = record.get("seq")
         verdict = self.book.on_data(
             frame.match_id, frame.op == "snapshot", seq, frame.sport, record.get("status"), now

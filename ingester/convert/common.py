@@ -17,7 +17,7 @@ from pydantic import Field, PlainValidator, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict
 
-from ingester.convert.shape import plain_shape
+from ingester.convert.shape import PlainShape, plain_shape
 from ingester.encode.schemas import AvroSchema
 
 __all__ = [
@@ -139,6 +139,11 @@ class SportConverter:
         self.schema_name = schema.name
         self._validate = partial(TypeAdapter(data_type).validate_python, strict=True)
         self._shape = plain_shape(data_type, schema.parsed, TimestampMillis, PositiveInt)
+
+    @property
+    def shape(self) -> PlainShape | None:
+        """What :meth:`unchecked` needs beyond the writer; ``None`` when it cannot be used."""
+        return self._shape
 
     @property
     def writer_validates(self) -> bool:

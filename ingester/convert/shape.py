@@ -42,6 +42,11 @@ class PlainShape:
     timestamps: tuple[tuple[str, bool, bool], ...]
     #: Integers that must be above zero.
     positive: tuple[str, ...]
+    #: Every top-level key and whether ``data`` must carry it.
+    keys: tuple[tuple[str, bool], ...]
+    #: Keys whose value is an array (``list[...]``, never null): the writer also takes their
+    #: JSON text undecoded.
+    arrays: tuple[str, ...]
 
 
 def plain_shape(
@@ -71,7 +76,9 @@ def plain_shape(
             ids.append(key)
         elif not _matches(hint, avro, names):
             return None
-    return PlainShape(tuple(timestamps), tuple(ids))
+    keys = tuple((key, required) for key, (_, required) in hints.items())
+    arrays = tuple(key for key, (hint, _) in hints.items() if get_origin(hint) is list)
+    return PlainShape(tuple(timestamps), tuple(ids), keys, arrays)
 
 
 def _hints(data_type: type) -> dict[str, tuple[Any, bool]] | None:

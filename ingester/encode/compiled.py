@@ -24,6 +24,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import msgspec
 import orjson
 
 __all__ = ["ArrayMemo", "BodyWriter", "Unsupported", "compile_writer"]
@@ -37,7 +38,9 @@ class BodyWriter(Protocol):
         take. ``json_native=True`` promises that the values are what ``orjson.loads``
         returned (and ints and strings the converter added): no NaN or infinity, enum,
         UUID, tuple or ``orjson.Fragment``, whose JSON text would pass for another value's.
-        It lets the writer use its array memos."""
+        It lets the writer use its array memos. An array field may also hold its JSON text
+        undecoded (``msgspec.Raw``, whatever ``json_native`` says): the writer then looks
+        that text up in the memo and decodes it with ``orjson.loads`` only on a miss."""
 
 
 _INT_RANGE = (-(2**31), 2**31 - 1)
@@ -168,15 +171,26 @@ class ArrayMemo:
 
     def key(self, value: list[Any]) -> bytes | None:
         """The memo key of ``value`` (its exact JSON text), ``None`` while switched off."""
-        self.lookups += 1
-        if self.lookups >= self.WINDOW:
-            self._review()
-        if not self.active:
+        if not self._lookup():
             return None
         try:
             return orjson.dumps(value, option=_EXACT_JSON)
         except TypeError:  # not JSON-native after all: encode it the long way
             return None
+
+    def text_key(self, text: bytes) -> bytes | None:
+        """The memo key of an array still in its JSON ``text``, ``None`` while switched off.
+
+        The same text always decodes to the same value, so it may share the memo with
+        :meth:`key`'s canonical texts (equal values written differently only miss)."""
+        return text if self._lookup() else None
+
+    def _lookup(self) -> bool:
+        """Count a lookup (reviewing the window when it is full); True while switched on."""
+        self.lookups += 1
+        if self.lookups >= self.WINDOW:
+            self._review()
+        return self.active
 
     def store(self, key: bytes, encoded: bytearray) -> None:
         """Remember ``encoded`` (the array's count and items) under ``key``."""
@@ -292,28 +306,41 @@ class _Compiler:
         self.emit(f"out += {self.constant(encoded)}[{v}]", depth)
 
     def type_array(self, schema: dict[str, Any], v: str, depth: int) -> None:
-        item = self.name("item")
-        self.emit(f"if type({v}) is not list: _fail('array', {v})", depth)
-        self.emit(f"if {v}:", depth)
-        inner = depth + 1
-        memo = key = start = ""
-        if self.json_exact(schema["items"]):
-            memo = self.constant(ArrayMemo())
-            key, encoded, start = self.name("key"), self.name("enc"), self.name("start")
-            self.emit(f"{key} = {memo}.key({v}) if json_native else None", inner)
-            self.emit(f"{encoded} = {memo}.encoded.get({key})", inner)
-            self.emit(f"if {encoded} is not None:", inner)
-            self.emit(f"{memo}.hits += 1", inner + 1)
-            self.emit(f"out += {encoded}", inner + 1)
-            self.emit("else:", inner)
-            inner += 1
-            self.emit(f"{start} = len(out)", inner)
-        self.emit(f"_write_long(out, len({v}), 0, {_LONG_RANGE[1]})", inner)
-        self.emit(f"for {item} in {v}:", inner)
-        self.node(schema["items"], item, inner + 1)
-        if memo:
-            self.emit(f"if {key} is not None: {memo}.store({key}, out[{start}:])", inner)
+        if not self.json_exact(schema["items"]):
+            self.emit(f"if type({v}) is not list: _fail('array', {v})", depth)
+            self.emit(f"if {v}:", depth)
+            self.array_items(schema, v, depth + 1)
+            self.emit("append(0)", depth)
+            return
+        memo = self.constant(ArrayMemo())
+        key, encoded, start, text = (self.name(n) for n in ("key", "enc", "start", "text"))
+        # JSON text left undecoded (msgspec.Raw) is its own key; it is decoded on a miss only.
+        self.emit(f"{key} = {encoded} = None", depth)
+        self.emit(f"if type({v}) is _Raw:", depth)
+        self.emit(f"{text} = bytes({v})", depth + 1)
+        self.emit(f"{key} = {memo}.text_key({text})", depth + 1)
+        self.emit(f"{encoded} = {memo}.encoded.get({key})", depth + 1)
+        self.emit(f"if {encoded} is None: {v} = _loads({text})", depth + 1)
+        self.emit(f"elif json_native and type({v}) is list and {v}:", depth)
+        self.emit(f"{key} = {memo}.key({v})", depth + 1)
+        self.emit(f"{encoded} = {memo}.encoded.get({key})", depth + 1)
+        self.emit(f"if {encoded} is not None:", depth)
+        self.emit(f"{memo}.hits += 1", depth + 1)
+        self.emit(f"out += {encoded}", depth + 1)
+        self.emit("else:", depth)
+        self.emit(f"if type({v}) is not list: _fail('array', {v})", depth + 1)
+        self.emit(f"if {v}:", depth + 1)
+        self.emit(f"{start} = len(out)", depth + 2)
+        self.array_items(schema, v, depth + 2)
+        self.emit(f"if {key} is not None: {memo}.store({key}, out[{start}:])", depth + 2)
         self.emit("append(0)", depth)
+
+    def array_items(self, schema: dict[str, Any], v: str, depth: int) -> None:
+        """The count and the items of the non-empty list in ``v`` (without the end mark)."""
+        item = self.name("item")
+        self.emit(f"_write_long(out, len({v}), 0, {_LONG_RANGE[1]})", depth)
+        self.emit(f"for {item} in {v}:", depth)
+        self.node(schema["items"], item, depth + 1)
 
     def json_exact(self, schema: Any) -> bool:
         """True when values of ``schema`` hold nothing whose JSON text is inexact (floats,
@@ -393,6 +420,8 @@ def compile_writer(parsed_schema: dict[str, Any]) -> BodyWriter:
         "strings": _STRINGS.get,
         "_write_float": _write_float,
         "_fail": _fail,
+        "_Raw": msgspec.Raw,
+        "_loads": orjson.loads,
         **compiler.constants,
     }
     exec(compile("\n".join(compiler.lines), "<avro writer>", "exec"), namespace)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -338,3 +339,30 @@ def test_values_the_compiled_writer_does_not_take_go_through_fastavro() -> None:
     record = record_of("soccer") | {"events": tuple(record_of("soccer")["events"])}
     value = SingleObjectEncoder(SOCCER).encode(record)
     assert DECODER.decode(value).record == record_of("soccer")
+
+
+def test_an_array_still_in_its_json_text_is_written_like_the_list() -> None:
+    record = record_of("soccer")
+    text = json.dumps(record["events"]).encode()  # spaced: not orjson's canonical text
+    raw = msgspec.Raw(text)
+    as_list, as_text = bytearray(), bytearray()
+    SOCCER_WRITER(as_list, record, True)
+    SOCCER_WRITER(as_text, record | {"events": raw})  # JSON text is JSON-native by nature
+    assert as_text == as_list
+    (memo,) = _memos(SOCCER_WRITER)
+    assert memo.encoded[text]  # remembered under the text itself
+    hits = memo.hits
+    again = bytearray()
+    SOCCER_WRITER(again, record | {"events": msgspec.Raw(text)})
+    assert memo.hits == hits + 1
+    assert again == as_list
+
+
+@pytest.mark.parametrize(
+    "text", [b'[{"id": 1,}]', b'["\xff"]', b"[1e999]", b"null", b'{"id": 1}', b"[[1]]"]
+)
+def test_array_text_the_writer_cannot_take_is_refused_and_never_remembered(text: bytes) -> None:
+    (memo,) = _memos(SOCCER_WRITER)
+    with pytest.raises((ValueError, TypeError)):
+        SOCCER_WRITER(bytearray(), record_of("soccer") | {"events": msgspec.Raw(text)})
+    assert text not in memo.encoded

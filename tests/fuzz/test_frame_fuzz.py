@@ -61,13 +61,16 @@ def errors() -> Iterator[_Errors]:
         logger.removeHandler(handler)
 
 
-def _processor() -> tuple[FrameProcessor, Metrics]:
+def _processor(lazy_decode: bool = True) -> tuple[FrameProcessor, Metrics]:
     metrics = Metrics(CollectorRegistry())
     book = SubscriptionBook(per_connection=10, max_matches=100, refused_retry=60.0)
     for match_id in FOLLOWED:
         book.follow(match_id)
     book.connected(0)
-    return FrameProcessor(book, CODECS, classify_error, metrics, "scores", "dlq", "fuzz"), metrics
+    processor = FrameProcessor(
+        book, CODECS, classify_error, metrics, "scores", "dlq", "fuzz", lazy_decode=lazy_decode
+    )
+    return processor, metrics
 
 
 SCALARS = (
@@ -193,12 +196,46 @@ def test_every_frame_is_a_record_a_dead_letter_or_a_counted_skip(
     assert not unexpected, f"a frame reached the converter's unexpected-failure net: {unexpected}"
 
 
+def _everything(processor: FrameProcessor, metrics: Metrics, messages: list[bytes]) -> Any:
+    """What the processor made of ``messages``: records, actions and every metric sample."""
+    made = []
+    for raw in messages:
+        record, actions = processor.process(raw, NOW, 1.0)
+        made.append((record, actions))
+    processor.publish_counts()
+    samples = sorted(
+        (sample.name, sorted(sample.labels.items()), sample.value)
+        for family in metrics.registry.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")  # the time a series was first seen
+    )
+    return made, samples
+
+
+@settings(
+    max_examples=600,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(messages=st.lists(frames(), min_size=1, max_size=4))
+def test_the_lazy_decoder_changes_no_record_no_error_and_no_count(
+    messages: list[bytes], errors: _Errors
+) -> None:
+    errors.records.clear()
+    lazy = _everything(*_processor(lazy_decode=True), messages)
+    full = _everything(*_processor(lazy_decode=False), messages)
+    assert lazy == full
+    assert not errors.records
+
+
 def test_the_strategies_reach_every_outcome() -> None:
     """The fuzzer is not blind: its frames produce records, each stage and each skip."""
     processor, _ = _processor()
     seen: set[str] = set()
 
-    @settings(max_examples=400, deadline=None, database=None)
+    # Derandomized: "convert" (an unknown sport) is rare enough that a random run of 400
+    # missed it about one time in eight; this fixed run of 1,000 reaches it.
+    @settings(max_examples=1000, deadline=None, database=None, derandomize=True)
     @given(frames())
     def run(raw: bytes) -> None:
         record, _ = processor.process(raw, NOW, 1.0)

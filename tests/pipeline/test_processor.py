@@ -8,7 +8,8 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from ingester.codecs import build_codecs, classify_error
+from ingester import pipeline
+from ingester.codecs import SportCodecImpl, build_codecs, classify_error
 from ingester.convert.samples import protocol_example
 from ingester.encode import Decoder
 from ingester.observe.metrics import Metrics
@@ -173,3 +174,32 @@ def test_error_frame_refuses_the_match_with_its_reason(
     assert match.state is MatchState.REFUSED
     assert (match.refused_code, match.refused_reason) == ("sport_not_enabled", "no cricket")
     assert sample(metrics, "sportrix_ingester_error_frames_total", code="sport_not_enabled") == 1
+
+
+def test_a_valid_data_frame_takes_the_lazy_way_alone(
+    processor: FrameProcessor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_decode(raw: bytes) -> None:
+        raise AssertionError("decoded in full")
+
+    monkeypatch.setattr(pipeline, "decode_frame", full_decode)
+    for raw in (frame("update"), frame("snapshot", "cricket")):
+        record, _ = processor.process(raw, NOW, 1.0)
+        assert record is not None
+        assert record.topic == "scores"
+
+
+def test_a_lazy_way_that_fails_leaves_the_frame_to_the_full_way(
+    processor: FrameProcessor, metrics: Metrics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("encoder not prepared")
+
+    monkeypatch.setattr(SportCodecImpl, "unchecked_record", broken)
+    record, _ = processor.process(frame("update"), NOW, 1.0)  # does not raise
+    assert record is not None
+    assert record.topic == "dlq"
+    assert dict(record.headers)["stage"] == b"convert"
+    assert sample(metrics, "sportrix_ingester_dlq_records_total", stage="convert") == 1
+    processor.publish_counts()
+    assert sample(metrics, "sportrix_ingester_frames_total", sport="soccer", op="update") == 1
