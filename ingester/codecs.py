@@ -67,7 +67,7 @@ class SportCodecImpl:
         return record, self._encode(record)
 
     def unchecked_record(
-        self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool = True
+        self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool
     ) -> tuple[dict[str, Any], bytes] | None:
         """As :meth:`record` by the compiled writer alone; ``None`` when it refuses ``data``
         (or the sport's shape does not allow it). The only way for a lazily decoded frame."""

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ingester.convert.lazy import LazyFrameDecoder
 from ingester.convert.shape import PlainShape
 from ingester.observe.metrics import Metrics
 from ingester.upstream.frames import (
@@ -26,6 +25,7 @@ from ingester.upstream.frames import (
     UnknownOp,
     decode_frame,
 )
+from ingester.upstream.lazy import LazyFrameDecoder
 from ingester.upstream.subscriptions import Action, FrameVerdict, SubscriptionBook
 
 __all__ = ["FrameProcessor", "OutRecord", "SportCodec"]
@@ -60,7 +60,7 @@ class SportCodec(Protocol):
         ``orjson.loads`` returned, which lets the encoder reuse encoded arrays."""
 
     def unchecked_record(
-        self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool = True
+        self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool
     ) -> tuple[dict[str, Any], bytes] | None:
         """As :meth:`record` without the checked way: ``None`` when the fast writer refuses
         ``data``. It takes a lazily decoded ``data`` (arrays as JSON text)."""
@@ -141,7 +141,7 @@ class FrameProcessor:
             return None
         codec = self._codecs[frame.sport]  # the lazy decoder knows the codecs' sports only
         try:
-            done = codec.unchecked_record(frame.op, frame.data, int(received_at * 1000))
+            done = codec.unchecked_record(frame.op, frame.data, int(received_at * 1000), True)
         except Exception:  # the full way meets it again, and dead-letters the frame
             return None
         if done is None:

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import orjson
 
 from ingester.codecs import codecs_for
-from ingester.convert.lazy import LazyFrameDecoder
 from ingester.convert.registry import Converters, load_converters
 from ingester.convert.samples import sample_frames
 from ingester.encode.encoders import ValueEncoder, build_encoder
+from ingester.upstream.lazy import LazyFrameDecoder
 
 __all__ = ["main", "measure_hot_path"]
 
@@ -50,7 +50,7 @@ def measure_hot_path(
             start = time.process_time()
             for raw in raws:
                 quick = decode(raw)
-                if quick is None or make_unchecked(quick.op, quick.data, 0) is None:
+                if quick is None or make_unchecked(quick.op, quick.data, 0, True) is None:
                     frame = orjson.loads(raw)
                     make(frame["op"], frame["data"], 0, json_native=True)
             best = min(best, time.process_time() - start)

@@ -38,9 +38,12 @@ class BodyWriter(Protocol):
         take. ``json_native=True`` promises that the values are what ``orjson.loads``
         returned (and ints and strings the converter added): no NaN or infinity, enum,
         UUID, tuple or ``orjson.Fragment``, whose JSON text would pass for another value's.
-        It lets the writer use its array memos. An array field may also hold its JSON text
-        undecoded (``msgspec.Raw``, whatever ``json_native`` says): the writer then looks
-        that text up in the memo and decodes it with ``orjson.loads`` only on a miss."""
+        It lets the writer use its array memos (msgspec's values for a lazily decoded frame
+        qualify too: its integers beyond 64 bits, where orjson would give a float, have no
+        JSON key). An array field may also hold its JSON text undecoded (``msgspec.Raw``,
+        whatever ``json_native`` says): the writer then looks that text up in the memo and
+        decodes it with ``orjson.loads`` only on a miss (always, for an array without a
+        memo)."""
 
 
 _INT_RANGE = (-(2**31), 2**31 - 1)
@@ -307,6 +310,7 @@ class _Compiler:
 
     def type_array(self, schema: dict[str, Any], v: str, depth: int) -> None:
         if not self.json_exact(schema["items"]):
+            self.emit(f"if type({v}) is _Raw: {v} = _loads(bytes({v}))", depth)
             self.emit(f"if type({v}) is not list: _fail('array', {v})", depth)
             self.emit(f"if {v}:", depth)
             self.array_items(schema, v, depth + 1)
@@ -318,9 +322,11 @@ class _Compiler:
         self.emit(f"{key} = {encoded} = None", depth)
         self.emit(f"if type({v}) is _Raw:", depth)
         self.emit(f"{text} = bytes({v})", depth + 1)
-        self.emit(f"{key} = {memo}.text_key({text})", depth + 1)
-        self.emit(f"{encoded} = {memo}.encoded.get({key})", depth + 1)
-        self.emit(f"if {encoded} is None: {v} = _loads({text})", depth + 1)
+        self.emit(f"if {text} == b'[]': {v} = []", depth + 1)  # never looked up, as a list
+        self.emit("else:", depth + 1)
+        self.emit(f"{key} = {memo}.text_key({text})", depth + 2)
+        self.emit(f"{encoded} = {memo}.encoded.get({key})", depth + 2)
+        self.emit(f"if {encoded} is None: {v} = _loads({text})", depth + 2)
         self.emit(f"elif json_native and type({v}) is list and {v}:", depth)
         self.emit(f"{key} = {memo}.key({v})", depth + 1)
         self.emit(f"{encoded} = {memo}.encoded.get({key})", depth + 1)

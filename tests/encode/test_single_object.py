@@ -366,3 +366,27 @@ def test_array_text_the_writer_cannot_take_is_refused_and_never_remembered(text:
     with pytest.raises((ValueError, TypeError)):
         SOCCER_WRITER(bytearray(), record_of("soccer") | {"events": msgspec.Raw(text)})
     assert text not in memo.encoded
+
+
+def test_an_empty_array_in_json_text_is_not_looked_up() -> None:
+    (memo,) = _memos(SOCCER_WRITER)
+    lookups = memo.lookups
+    as_text, as_list = bytearray(), bytearray()
+    SOCCER_WRITER(as_text, record_of("soccer") | {"events": msgspec.Raw(b"[]")})
+    SOCCER_WRITER(as_list, record_of("soccer") | {"events": []}, True)
+    assert as_text == as_list
+    assert memo.lookups == lookups  # as for an empty list: it would never hit
+
+
+def test_an_array_without_a_memo_takes_its_json_text_too() -> None:
+    schema = parse_avro_schema(
+        {"type": "record", "name": "F", "fields": [
+            {"name": "xs", "type": {"type": "array", "items": "double"}},
+        ]}
+    )  # fmt: skip
+    writer = compile_writer(schema.parsed)
+    assert _memos(writer) == []
+    as_text, as_list = bytearray(), bytearray()
+    writer(as_text, {"xs": msgspec.Raw(b"[1.5, -0.0, 2]")})
+    writer(as_list, {"xs": [1.5, -0.0, 2]})
+    assert as_text == as_list

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -77,6 +78,7 @@ SCALARS = (
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.integers(min_value=-(10**300), max_value=10**300)  # orjson: a float; msgspec: an int
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=30)
     | st.sampled_from(["", "snapshot", "update", "2026-11-28T16:03:12.120Z", "2026-02-30T25:00Z"])
@@ -221,6 +223,27 @@ def _everything(processor: FrameProcessor, metrics: Metrics, messages: list[byte
 def test_the_lazy_decoder_changes_no_record_no_error_and_no_count(
     messages: list[bytes], errors: _Errors
 ) -> None:
+    errors.records.clear()
+    lazy = _everything(*_processor(lazy_decode=True), messages)
+    full = _everything(*_processor(lazy_decode=False), messages)
+    assert lazy == full
+    assert not errors.records
+
+
+@pytest.mark.parametrize("depth", [1000, 1100, 3000])
+def test_deep_nesting_goes_the_same_way_with_the_lazy_decoder(depth: int, errors: _Errors) -> None:
+    # msgspec gives up with RecursionError (Python's limit), orjson at 1,024 levels.
+    example = protocol_example("soccer")
+    valid = orjson.dumps({"op": "update", "match_id": example["match_id"], "data": example})
+    deep = b"[" * depth + b"]" * depth
+    competition = b'"competition":"%s"' % example["competition"].encode()
+    messages = [
+        valid.replace(b'"op":"update"', b'"op":' + deep),
+        valid.replace(competition, b'"competition":' + deep),
+        valid.replace(b'"events":[', b'"events":[' + deep + b","),
+        valid.replace(b'"score":{', b'"score":{"junk":' + deep + b","),
+    ]
+    assert all(message != valid for message in messages)
     errors.records.clear()
     lazy = _everything(*_processor(lazy_decode=True), messages)
     full = _everything(*_processor(lazy_decode=False), messages)

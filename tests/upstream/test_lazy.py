@@ -10,9 +10,10 @@ import orjson
 import pytest
 
 from ingester.codecs import build_codecs
-from ingester.convert.lazy import LazyFrameDecoder
 from ingester.convert.samples import protocol_example
 from ingester.settings import load_settings
+from ingester.upstream.frames import FrameRejected, decode_frame
+from ingester.upstream.lazy import LazyFrameDecoder
 
 CODECS, _ = build_codecs(load_settings())
 SHAPES = {sport: codec.shape for sport, codec in CODECS.items()}
@@ -100,3 +101,39 @@ def test_sports_without_a_shape_are_not_decoded_lazily() -> None:
     assert not lazy.enabled
     assert lazy.decode(orjson.dumps(frame())) is None
     assert LAZY.enabled
+
+
+def _deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def _deep_frames(example: bytes, deep: bytes) -> list[bytes]:
+    """``example`` with ``deep`` as its op, a top-level value, an array item, a nested value."""
+    competition = b'"competition":"%s"' % protocol_example("soccer")["competition"].encode()
+    return [
+        example.replace(b'"op":"update"', b'"op":' + deep),
+        example.replace(competition, b'"competition":' + deep),
+        example.replace(b'"events":[', b'"events":[' + deep + b","),
+        example.replace(b'"score":{', b'"score":{"junk":' + deep + b","),
+    ]
+
+
+@pytest.mark.parametrize("depth", [1000, 3000])
+def test_nesting_beyond_python_s_recursion_limit_is_left_to_the_full_decoder(depth: int) -> None:
+    # msgspec's depth check is Python's recursion limit: it raises RecursionError.
+    deep = _deep(depth)
+    example = orjson.dumps(frame())
+    for raw in _deep_frames(example, deep):
+        assert LAZY.decode(raw) is None
+
+
+def test_an_integer_too_large_for_a_double_under_an_unknown_nested_key_is_ignored() -> None:
+    """The one known difference from the full way, on purpose: msgspec keeps such an integer
+    as an ``int`` under a key the writer ignores, where orjson refuses the whole frame
+    ("number is infinity"). The protocol calls the number JSON and the key ignorable."""
+    raw = orjson.dumps(frame()).replace(b'"score":{', b'"score":{"junk":' + b"9" * 400 + b",")
+    with pytest.raises(FrameRejected, match="infinity"):
+        decode_frame(raw)
+    decoded = LAZY.decode(raw)
+    assert decoded is not None
+    assert decoded.data["score"]["junk"] == int("9" * 400)

@@ -44,7 +44,8 @@ class LazyFrameDecoder:
 
     def __init__(self, shapes: Mapping[str, PlainShape | None]) -> None:
         """``shapes``: each sport's shape, ``None`` for a sport to leave to ``decode_frame``."""
-        self._optional: dict[type[msgspec.Struct], tuple[str, tuple[str, ...]]] = {}
+        #: Each sport's Struct type → the sport and its optional keys.
+        self._sports: dict[type[msgspec.Struct], tuple[str, tuple[str, ...]]] = {}
         for sport, shape in shapes.items():
             if shape is None:
                 continue
@@ -57,8 +58,8 @@ class LazyFrameDecoder:
                 f"Lazy_{sport}", fields, tag_field="sport", tag=sport, forbid_unknown_fields=True
             )
             optional = tuple(key for key, required in shape.keys if not required)
-            self._optional[struct] = (sport, optional)
-        sports: Any = Union[(*self._optional, _NoSport, None)]
+            self._sports[struct] = (sport, optional)
+        sports: Any = Union[(*self._sports, _NoSport, None)]
         envelope = msgspec.defstruct(
             "LazyEnvelope",
             [("op", Any, None), ("match_id", Any, None), ("data", sports, None)],
@@ -66,7 +67,7 @@ class LazyFrameDecoder:
         )
         decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(envelope)
         self._decode = decoder.decode
-        self.enabled = bool(self._optional)
+        self.enabled = bool(self._sports)
 
     def decode(self, raw: bytes) -> DataFrame | None:
         """The data frame in ``raw``, its arrays as JSON text; ``None`` when unsure. Only
@@ -74,10 +75,10 @@ class LazyFrameDecoder:
         such a ``data``."""
         try:
             envelope = self._decode(raw)
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, RecursionError):  # msgspec's depth limit is Python's
             return None
         data = envelope.data
-        lazy = self._optional.get(type(data))
+        lazy = self._sports.get(type(data))
         op = envelope.op
         if lazy is None or not (op == "snapshot" or op == "update"):
             return None
