@@ -157,12 +157,17 @@ def _outcomes(metrics: Metrics) -> float:
     return total
 
 
-@settings(
+#: Up to four fuzzed messages through one processor, 600 times.
+FUZZED = settings(
     max_examples=600,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(messages=st.lists(frames(), min_size=1, max_size=4))
+MESSAGES = st.lists(frames(), min_size=1, max_size=4)
+
+
+@FUZZED
+@given(messages=MESSAGES)
 def test_every_frame_is_a_record_a_dead_letter_or_a_counted_skip(
     messages: list[bytes], errors: _Errors
 ) -> None:
@@ -214,12 +219,8 @@ def _everything(processor: FrameProcessor, metrics: Metrics, messages: list[byte
     return made, samples
 
 
-@settings(
-    max_examples=600,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(messages=st.lists(frames(), min_size=1, max_size=4))
+@FUZZED
+@given(messages=MESSAGES)
 def test_the_lazy_decoder_changes_no_record_no_error_and_no_count(
     messages: list[bytes], errors: _Errors
 ) -> None:
