@@ -85,7 +85,8 @@ class FrameProcessor:
 
     ``classify`` maps an exception raised by a codec to its dead-letter stage. With
     ``lazy_decode``, data frames of the sports whose codecs have a :attr:`SportCodec.shape`
-    are decoded by :class:`LazyFrameDecoder` first (same records, same errors, faster).
+    are decoded by :class:`LazyFrameDecoder` first: faster, with the same outcome for every
+    frame but one documented case (``docs/schemas.md``, *the lazy way*).
     """
 
     def __init__(

@@ -262,7 +262,7 @@ def _measured(
     end_ms: int,
 ) -> dict[str, Any]:
     """The daemons' figures for the window: rates, lag, CPU (every replica's together) and
-    memory (the largest replica's)."""
+    memory (the replica with the highest peak)."""
     return {
         "frames": frames,
         "frames_per_s": frames / elapsed,
