@@ -53,6 +53,7 @@ class UpstreamPool:
         self._read_key = read_key
         self._sessions: dict[int, UpstreamSession] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     def execute(self, actions: list[Action]) -> None:
         """Carry out the book's actions."""
@@ -90,15 +91,21 @@ class UpstreamPool:
         log.info("connection %d: opened", index)
 
     def _close(self, index: int) -> None:
-        self._sessions.pop(index, None)
+        """Close the session cleanly (it ends by itself), or cancel it when it is not connected."""
+        session = self._sessions.pop(index, None)
         task = self._tasks.pop(index, None)
-        if task is not None:
+        if session is None or task is None:
+            return
+        if session.close_cleanly():
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        else:
             task.cancel()
             log.info("connection %d: closed (no match left on it)", index)
 
     async def stop(self) -> None:
-        """Cancel every session and wait for them to end."""
-        tasks = list(self._tasks.values())
+        """Cancel every session, closing ones included, and wait for them to end."""
+        tasks = [*self._tasks.values(), *self._closing]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

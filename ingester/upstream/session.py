@@ -5,7 +5,9 @@ The session owns the reconnect loop (``websockets``' own reconnect iterator give
 connection to the :class:`~ingester.upstream.pool.UpstreamPool` (which re-subscribes what
 the connection carries), read messages into the :class:`FrameProcessor` and the buffer,
 and on any failure back off with full jitter and try again. A connection on which nothing
-(no frame, no ping) arrived for ``idle_timeout`` seconds is dead and is replaced.
+(no frame, no ping) arrived for ``idle_timeout`` seconds is dead and is replaced. A
+connection left without matches is closed cleanly and read to its end
+(:meth:`~UpstreamSession.close_cleanly`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = ["ConnectionState", "UpstreamSession", "redact_url"]
 log = logging.getLogger(__name__)
 
 _MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_CLOSE = b""  # in the control outbox: close the connection cleanly
 
 
 class ConnectionState(StrEnum):
@@ -68,7 +71,7 @@ def redact_url(url: str) -> str:
 
 
 class UpstreamSession:
-    """Upstream connection number ``index``; :meth:`run` until cancelled."""
+    """Upstream connection number ``index``; :meth:`run` until cancelled or closed cleanly."""
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class UpstreamSession:
         self.state = ConnectionState.CONNECTING
         self.auth_rejected = False
         self.connected_since: float | None = None
+        self._closing = False
         self._settings = settings
         self._processor = processor
         self._buffer = buffer
@@ -109,8 +113,25 @@ class UpstreamSession:
         if self.state is ConnectionState.CONNECTED:
             self._outbox.put_nowait(orjson.dumps({"action": action, "match_id": match_id}))
 
+    def close_cleanly(self) -> bool:
+        """Close a connected session cleanly; ``False`` (nothing done) when not connected.
+
+        Queued control messages are dropped (the connection carries no match any more) and
+        a close frame goes out at once. Reading goes on until the upstream's close frame,
+        so every frame it sent before that is processed and counted; then :meth:`run`
+        returns without reconnecting and without telling the book, which may already have
+        given this connection's index to a new one.
+        """
+        if self.state is not ConnectionState.CONNECTED:
+            return False
+        self._closing = True
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
+        self._outbox.put_nowait(_CLOSE)
+        return True
+
     async def run(self) -> None:
-        """Connect, read, reconnect; forever."""
+        """Connect, read, reconnect; until cancelled or closed cleanly."""
         try:
             while True:
                 try:
@@ -121,6 +142,9 @@ class UpstreamSession:
                 except Exception as exc:  # a bug must not end the connection for good
                     log.exception("connection %d: unexpected failure", self.index)
                     disconnect = _Disconnect("error", type(exc).__name__)
+                if self._closing:
+                    log.info("connection %d: closed (no match left on it)", self.index)
+                    return
                 self._metrics.upstream_reconnects.labels(reason=disconnect.reason).inc()
                 floor = self._settings.auth_backoff if disconnect.reason == "auth_failed" else 0.0
                 delay = self._backoff.next_delay(time.monotonic(), floor)
@@ -202,7 +226,8 @@ class UpstreamSession:
         finally:
             self.connected_since = None
             self.state = ConnectionState.BACKOFF
-            self._on_disconnected(self.index)
+            if not self._closing:
+                self._on_disconnected(self.index)
             for task in (writer, watchdog):
                 task.cancel()
             await asyncio.gather(writer, watchdog, return_exceptions=True)
@@ -235,6 +260,9 @@ class UpstreamSession:
         next_slot = loop.time()
         while True:
             message = await self._outbox.get()
+            if message is _CLOSE:
+                await websocket.close()
+                return
             now = loop.time()
             if next_slot > now:
                 await asyncio.sleep(next_slot - now)

@@ -86,3 +86,40 @@ async def test_counters_agree_with_the_simulator_and_the_topic(
     finally:
         assert daemon.stop() == 0
         simulator.stop()
+
+
+async def test_a_connection_left_without_matches_is_read_to_its_close(
+    tmp_path: Path, bootstrap: str, topics: Topics
+) -> None:
+    """Removing a connection's last match closes it cleanly: the frames the upstream wrote
+    before it saw the close frame are still read and counted, and nothing reconnects."""
+    simulator = Simulator(tmp_path, "--update-rate", "20")
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
+    matches = simulator.matches("soccer") + simulator.matches("cricket")
+    try:
+        await daemon.follow(matches)
+        # While the simulator stalls, its frames pile up and the daemon's close frame waits
+        # unread; when the stall ends the simulator writes the pile, then reads the close.
+        simulator.get("/_sim/stall?seconds=3")
+        await add_matches(bootstrap, topics.config, matches, action="remove")
+        await wait_for(lambda: not daemon.match_states(), "every match removed")
+        await wait_for(
+            lambda: simulator.get("/_sim/stats")["connections_open"] == 0,
+            "the simulator to see the connection closed",
+        )
+        stats = simulator.get("/_sim/stats")
+        sent = sum(m["snapshots_sent"] + m["updates_sent"] for m in stats["matches"].values())
+        await wait_for(
+            lambda: daemon.total("sportrix_ingester_frames_total") == sent,
+            f"all {sent} frames counted",
+        )
+        skipped = daemon.metric("sportrix_ingester_skipped_frames_total", reason="not_followed")
+        assert skipped > len(matches)  # the pile written after the stall was read
+        produced = daemon.total("sportrix_ingester_records_produced_total")
+        assert produced + skipped == sent
+        assert daemon.total("sportrix_ingester_upstream_reconnects_total") == 0
+        assert daemon.status()["connections"] == []
+        assert "connection 0: closed (no match left on it)" in daemon.output()
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()
