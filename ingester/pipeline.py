@@ -126,12 +126,36 @@ class FrameProcessor:
             return self._dead_letter(raw, exc, received_at), _NO_ACTIONS
         if isinstance(frame, DataFrame):
             return self._data(frame, raw, received_at, now)
+        self._control(frame, now)
+        return None, _NO_ACTIONS
+
+    def process_stray(
+        self, raw: bytes, received_at: float, now: float
+    ) -> tuple[OutRecord | None, list[Action]]:
+        """Handle a message read from a connection being closed, as :meth:`process` would
+        one that no followed match owns: it was in flight after the connection's matches
+        left it. A data frame is a counted ``not_followed`` skip even if its match is
+        followed again by now (its new connection brings its frames, with a snapshot); an
+        error frame is counted and refuses no match; a malformed message is dead-lettered.
+        """
+        try:
+            frame = decode_frame(raw)
+        except FrameRejected as exc:
+            return self._dead_letter(raw, exc, received_at), _NO_ACTIONS
+        if isinstance(frame, DataFrame):
+            self._count_frame(frame.sport, frame.op)
+            self._metrics.skipped_frames.labels(reason="not_followed").inc()
+        else:
+            self._control(frame, None)
+        return None, _NO_ACTIONS
+
+    def _control(self, frame: ErrorFrame | UnknownOp, now: float | None) -> None:
+        """An error frame (it refuses its match, unless ``now`` is ``None``) or an unknown op."""
         if isinstance(frame, ErrorFrame):
             self._error(frame, now)
-        elif isinstance(frame, UnknownOp):
+        else:
             self._metrics.skipped_frames.labels(reason="unknown_op").inc()
             log.debug("skipped a frame with unknown op %r", frame.op[:40])
-        return None, _NO_ACTIONS
 
     def _lazy(
         self, frame: DataFrame | None, received_at: float, now: float
@@ -205,11 +229,13 @@ class FrameProcessor:
             actions,
         )
 
-    def _error(self, frame: ErrorFrame, now: float) -> None:
+    def _error(self, frame: ErrorFrame, now: float | None) -> None:
         code = frame.code or "unknown"
         self._metrics.error_frames.labels(code=code).inc()
-        if frame.match_id is not None and self.book.on_error(
-            frame.match_id, code, frame.message[:200], now
+        if (
+            now is not None
+            and frame.match_id is not None
+            and self.book.on_error(frame.match_id, code, frame.message[:200], now)
         ):
             log.warning(
                 "match %d refused by the upstream (%s): %s",

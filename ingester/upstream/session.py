@@ -118,9 +118,10 @@ class UpstreamSession:
 
         Queued control messages are dropped (the connection carries no match any more) and
         a close frame goes out at once. Reading goes on until the upstream's close frame,
-        so every frame it sent before that is processed and counted; then :meth:`run`
-        returns without reconnecting and without telling the book, which may already have
-        given this connection's index to a new one.
+        so every frame it sent before that is counted
+        (:meth:`~ingester.pipeline.FrameProcessor.process_stray`); then :meth:`run` returns
+        without reconnecting and without telling the book, which may already have given
+        this connection's index to a new one.
         """
         if self.state is not ConnectionState.CONNECTED:
             return False
@@ -235,14 +236,15 @@ class UpstreamSession:
                 await asyncio.wait_for(websocket.close(), 5)
 
     async def _read(self, websocket: _TrackedConnection) -> None:
-        process = self._processor.process
+        process, process_stray = self._processor.process, self._processor.process_stray
         execute = self._execute
         buffer = self._buffer
         paused = self._metrics.upstream_paused
         loop_time = asyncio.get_running_loop().time
         while True:
             raw = await websocket.recv(decode=False)
-            record, actions = process(raw, time.time(), loop_time())
+            handle = process_stray if self._closing else process
+            record, actions = handle(raw, time.time(), loop_time())
             if record is not None:
                 if buffer.full:
                     paused.set(1)

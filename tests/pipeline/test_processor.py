@@ -176,6 +176,47 @@ def test_error_frame_refuses_the_match_with_its_reason(
     assert sample(metrics, "sportrix_ingester_error_frames_total", code="sport_not_enabled") == 1
 
 
+def test_a_stray_frame_is_counted_and_leaves_the_book_alone(
+    processor: FrameProcessor, book: SubscriptionBook, metrics: Metrics
+) -> None:
+    """Frames read from a connection being closed: counted, never produced, even for a
+    match followed (again) by now, and an error frame among them refuses nothing."""
+    processor.process(frame("snapshot", seq=10), NOW, 1.0)
+    refusal = {"op": "error", "match_id": SOCCER_ID, "code": "match_not_found", "error": "x"}
+    stray = [frame("update", seq=11), frame("snapshot", "cricket"), orjson.dumps(refusal)]
+    for raw in stray:
+        assert processor.process_stray(raw, NOW, 2.0) == (None, [])
+    processor.publish_counts()
+
+    match = book.get(SOCCER_ID)
+    assert match is not None
+    assert (match.state, match.last_seq, match.last_frame_at) == (MatchState.ACTIVE, 10, 1.0)
+    cricket = book.get(CRICKET_ID)
+    assert cricket is not None
+    assert cricket.state is MatchState.PENDING
+    assert sample(metrics, "sportrix_ingester_frames_total", sport="soccer", op="update") == 1
+    assert sample(metrics, "sportrix_ingester_frames_total", sport="cricket", op="snapshot") == 1
+    assert sample(metrics, "sportrix_ingester_skipped_frames_total", reason="not_followed") == 2
+    assert sample(metrics, "sportrix_ingester_error_frames_total", code="match_not_found") == 1
+
+
+def test_a_malformed_stray_message_is_dead_lettered(
+    processor: FrameProcessor, metrics: Metrics
+) -> None:
+    record, actions = processor.process_stray(b"{not json", NOW, 1.0)
+    assert record is not None
+    assert actions == []
+    assert (record.topic, record.value) == ("dlq", b"{not json")
+    assert sample(metrics, "sportrix_ingester_dlq_records_total", stage="decode") == 1
+
+
+def test_a_stray_unknown_op_is_skipped_and_counted(
+    processor: FrameProcessor, metrics: Metrics
+) -> None:
+    assert processor.process_stray(b'{"op":"stats","match_id":1}', NOW, 1.0) == (None, [])
+    assert sample(metrics, "sportrix_ingester_skipped_frames_total", reason="unknown_op") == 1
+
+
 def test_a_valid_data_frame_takes_the_lazy_way_alone(
     processor: FrameProcessor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
