@@ -117,11 +117,12 @@ class UpstreamSession:
         """Close a connected session cleanly; ``False`` (nothing done) when not connected.
 
         Queued control messages are dropped (the connection carries no match any more) and
-        a close frame goes out at once. Reading goes on until the upstream's close frame,
-        so every frame it sent before that is counted
-        (:meth:`~ingester.pipeline.FrameProcessor.process_stray`); then :meth:`run` returns
-        without reconnecting and without telling the book, which may already have given
-        this connection's index to a new one.
+        a close frame goes out at once. Reading goes on until the upstream answers it, so
+        every frame sent before is counted
+        (:meth:`~ingester.pipeline.FrameProcessor.process_stray`), within the connection's
+        5 s close timeout (then it is aborted, with a warning). Then :meth:`run` returns
+        without reconnecting and without telling the book or carrying out actions: the
+        book may already have given this connection's index to a new one.
         """
         if self.state is not ConnectionState.CONNECTED:
             return False
@@ -144,7 +145,7 @@ class UpstreamSession:
                     log.exception("connection %d: unexpected failure", self.index)
                     disconnect = _Disconnect("error", type(exc).__name__)
                 if self._closing:
-                    log.info("connection %d: closed (no match left on it)", self.index)
+                    self._log_closed(disconnect)
                     return
                 self._metrics.upstream_reconnects.labels(reason=disconnect.reason).inc()
                 floor = self._settings.auth_backoff if disconnect.reason == "auth_failed" else 0.0
@@ -154,6 +155,17 @@ class UpstreamSession:
                 await asyncio.sleep(delay)
         finally:
             self.state = ConnectionState.CONNECTING
+
+    def _log_closed(self, exc: _Disconnect) -> None:
+        if exc.reason == "closed":  # the upstream answered the close frame
+            log.info("connection %d: closed cleanly (no match left on it)", self.index)
+        else:
+            log.warning(
+                "connection %d: closed (no match left on it) without the upstream's answer "
+                "(%s): frames it still held were not read",
+                self.index,
+                exc,
+            )
 
     def _log_disconnect(self, exc: _Disconnect, delay: float) -> None:
         if exc.reason == "auth_failed":
@@ -252,7 +264,7 @@ class UpstreamSession:
                     paused.set(0)
                 else:
                     buffer.put_nowait(record)
-            if actions:
+            if actions and not self._closing:  # its index may be another session's by now
                 execute(actions)
 
     async def _write(self, websocket: _TrackedConnection) -> None:
