@@ -120,14 +120,7 @@ class FrameProcessor:
             done = self._lazy(self._decode_lazily(raw), received_at, now)
             if done is not None:
                 return done
-        try:
-            frame = decode_frame(raw)
-        except FrameRejected as exc:
-            return self._dead_letter(raw, exc, received_at), _NO_ACTIONS
-        if isinstance(frame, DataFrame):
-            return self._data(frame, raw, received_at, now)
-        self._control(frame, now)
-        return None, _NO_ACTIONS
+        return self._full(raw, received_at, now, stray=False)
 
     def process_stray(
         self, raw: bytes, received_at: float, now: float
@@ -138,24 +131,25 @@ class FrameProcessor:
         followed again by now (its new connection brings its frames, with a snapshot); an
         error frame is counted and refuses no match; a malformed message is dead-lettered.
         """
+        return self._full(raw, received_at, now, stray=True)
+
+    def _full(
+        self, raw: bytes, received_at: float, now: float, stray: bool
+    ) -> tuple[OutRecord | None, list[Action]]:
+        """The full way: ``decode_frame``, then by kind; a ``stray`` message (see
+        :meth:`process_stray`) is of no followed match and refuses none."""
         try:
             frame = decode_frame(raw)
         except FrameRejected as exc:
             return self._dead_letter(raw, exc, received_at), _NO_ACTIONS
         if isinstance(frame, DataFrame):
-            self._count_frame(frame.sport, frame.op)
-            self._metrics.skipped_frames.labels(reason="not_followed").inc()
-        else:
-            self._control(frame, None)
-        return None, _NO_ACTIONS
-
-    def _control(self, frame: ErrorFrame | UnknownOp, now: float | None) -> None:
-        """An error frame (it refuses its match, unless ``now`` is ``None``) or an unknown op."""
+            return self._data(frame, raw, received_at, now, stray)
         if isinstance(frame, ErrorFrame):
-            self._error(frame, now)
-        else:
+            self._error(frame, now, stray)
+        elif isinstance(frame, UnknownOp):
             self._metrics.skipped_frames.labels(reason="unknown_op").inc()
             log.debug("skipped a frame with unknown op %r", frame.op[:40])
+        return None, _NO_ACTIONS
 
     def _lazy(
         self, frame: DataFrame | None, received_at: float, now: float
@@ -175,10 +169,10 @@ class FrameProcessor:
         return self._produced(frame, codec, *done, received_at, now)
 
     def _data(
-        self, frame: DataFrame, raw: bytes, received_at: float, now: float
+        self, frame: DataFrame, raw: bytes, received_at: float, now: float, stray: bool
     ) -> tuple[OutRecord | None, list[Action]]:
         self._count_frame(frame.sport, frame.op)
-        if frame.match_id not in self.book:
+        if stray or frame.match_id not in self.book:
             self._metrics.skipped_frames.labels(reason="not_followed").inc()
             return None, _NO_ACTIONS
         codec = self._codecs.get(frame.sport)
@@ -229,11 +223,11 @@ class FrameProcessor:
             actions,
         )
 
-    def _error(self, frame: ErrorFrame, now: float | None) -> None:
+    def _error(self, frame: ErrorFrame, now: float, stray: bool) -> None:
         code = frame.code or "unknown"
         self._metrics.error_frames.labels(code=code).inc()
         if (
-            now is not None
+            not stray
             and frame.match_id is not None
             and self.book.on_error(frame.match_id, code, frame.message[:200], now)
         ):
