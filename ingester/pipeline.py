@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ingester.convert.shape import PlainShape
-from ingester.observe.metrics import Metrics
+from ingester.observe.metrics import ERROR_CODES, Metrics
 from ingester.upstream.frames import (
     DataFrame,
     ErrorFrame,
@@ -224,8 +224,9 @@ class FrameProcessor:
         )
 
     def _error(self, frame: ErrorFrame, now: float, stray: bool) -> None:
-        code = frame.code or "unknown"
-        self._metrics.error_frames.labels(code=code).inc()
+        label = frame.code if frame.code in ERROR_CODES else "other"  # bounded label values
+        self._metrics.error_frames.labels(code=label).inc()
+        code = frame.code[:40] if frame.code else "unknown"
         if (
             not stray
             and frame.match_id is not None

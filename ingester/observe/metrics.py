@@ -23,7 +23,7 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 
 _PREFIX = "sportrix_ingester_"
 
-#: The upstream's error codes (``sportrix-protocol.md``); others count as they come.
+#: The upstream's error codes (``sportrix-protocol.md``); any other code counts as ``other``.
 ERROR_CODES = (
     "sport_not_enabled",
     "match_not_found",
@@ -163,7 +163,7 @@ class Metrics:
             self.dlq_records.labels(stage=stage)
         for result in ("applied", "ignored", "rejected"):
             self.config_commands.labels(result=result)
-        for code in ERROR_CODES:
+        for code in (*ERROR_CODES, "other"):
             self.error_frames.labels(code=code)
 
     def prime_sports(self, sports: Iterable[str]) -> None:

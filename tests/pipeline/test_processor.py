@@ -12,7 +12,7 @@ from ingester import pipeline
 from ingester.codecs import SportCodecImpl, build_codecs, classify_error
 from ingester.convert.samples import protocol_example
 from ingester.encode import Decoder
-from ingester.observe.metrics import Metrics
+from ingester.observe.metrics import ERROR_CODES, Metrics
 from ingester.pipeline import FrameProcessor
 from ingester.settings import load_settings
 from ingester.upstream.subscriptions import MatchState, Subscribe, SubscriptionBook
@@ -174,6 +174,23 @@ def test_error_frame_refuses_the_match_with_its_reason(
     assert match.state is MatchState.REFUSED
     assert (match.refused_code, match.refused_reason) == ("sport_not_enabled", "no cricket")
     assert sample(metrics, "sportrix_ingester_error_frames_total", code="sport_not_enabled") == 1
+
+
+def test_error_codes_outside_the_protocol_count_as_other(
+    processor: FrameProcessor, metrics: Metrics
+) -> None:
+    """The ``code`` label takes the protocol's codes only: anything else the upstream sends
+    (a new code, a long or hostile string, none at all) is ``other``."""
+    for code in ("sport_not_enabled", "brand_new_code", "x" * 5000, None, 7):
+        processor.process(orjson.dumps({"op": "error", "code": code, "error": "e"}), NOW, 1.0)
+    codes = {
+        s.labels["code"]: s.value
+        for family in metrics.registry.collect()
+        if family.name == "sportrix_ingester_error_frames"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert codes == {code: 0.0 for code in ERROR_CODES} | {"sport_not_enabled": 1.0, "other": 4.0}
 
 
 def test_a_stray_frame_is_counted_and_leaves_the_book_alone(
