@@ -52,6 +52,11 @@ class Metrics:
         self.error_frames = Counter(
             p + "error_frames", "Upstream error frames by code.", ["code"], registry=r
         )
+        self.unanswered_subscribes = Counter(
+            p + "unanswered_subscribes",
+            "Subscribes with no snapshot and no error after INGESTER_SUBSCRIBE_TIMEOUT.",
+            registry=r,
+        )
         self.subscriptions = Gauge(
             p + "subscriptions", "Followed matches by subscription state.", ["state"], registry=r
         )
@@ -155,7 +160,14 @@ class Metrics:
         """Create the known label values so every series exists from the first scrape."""
         for state in ("connected", "connecting", "backoff"):
             self.upstream_connections.labels(state=state)
-        for reason in ("closed", "timeout", "error", "auth_failed", "handshake_failed"):
+        for reason in (
+            "closed",
+            "timeout",
+            "unanswered",
+            "error",
+            "auth_failed",
+            "handshake_failed",
+        ):
             self.upstream_reconnects.labels(reason=reason)
         for state in ("pending", "active", "refused"):
             self.subscriptions.labels(state=state)

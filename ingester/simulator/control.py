@@ -103,6 +103,15 @@ def _finish(sim: Simulator, query: Query) -> Any:
     return {"finished": match_id}
 
 
+def _ignore(sim: Simulator, query: Query) -> Any:
+    match_id = _number(query, "match_id", int, None)
+    count = _number(query, "count", int, 1)
+    if match_id is None or count is None or count < 0:
+        raise _BadRequest("match_id is required; count must be >= 0")
+    sim.ignore_subscribes(match_id, count)
+    return {"ignoring": {"match_id": match_id, "subscribes": count}}
+
+
 def _keys(sim: Simulator, query: Query) -> Any:
     result: dict[str, Any] = {}
     if "add" in query:
@@ -127,6 +136,7 @@ _ACTIONS: dict[str, Callable[[Simulator, Query], Any]] = {
     "/_sim/stall": _stall,
     "/_sim/malformed": _malformed,
     "/_sim/finish": _finish,
+    "/_sim/ignore": _ignore,
     "/_sim/keys": _keys,
 }
 

@@ -180,6 +180,7 @@ class Hub:
         self.malformed_match_ids: dict[str, deque[int]] = {}
         self.drops: Counter[str] = Counter()
         self.stalls = 0
+        self.ignore_subscribes: Counter[int] = Counter()  # match → subscribes left unanswered
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -235,7 +236,10 @@ class Hub:
                 self.feeds[match_id].subscribers.discard(session)
             return
         feed = self.feeds.get(match_id)
-        if feed is None:
+        if self.ignore_subscribes[match_id] > 0:  # a fault: no snapshot, no error
+            self.ignore_subscribes[match_id] -= 1
+            self.client_messages["ignored_subscribe"] += 1
+        elif feed is None:
             self._refuse(session, match_id, "match_not_found", f"no match {match_id}")
         elif session.sports is not None and feed.engine.sport not in session.sports:
             text = f"sport {feed.engine.sport} is not enabled for this key"

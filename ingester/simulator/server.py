@@ -244,6 +244,11 @@ class Simulator:
         if kinds is not None:
             self.hub.malformed_kinds = SimulatorConfig(malformed_kinds=kinds).malformed_kinds
 
+    def ignore_subscribes(self, match_id: int, count: int) -> None:
+        """Leave the next ``count`` subscribes to ``match_id`` unanswered (no snapshot, no
+        error), on any connection."""
+        self.hub.ignore_subscribes[match_id] = count
+
     def finish(self, match_id: int) -> bool:
         """End a match now (status ``finished``); ``False`` when there is no such match."""
         touched = self.hub.finish(match_id, time.time())
