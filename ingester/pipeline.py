@@ -10,6 +10,7 @@ re-subscribe (a ``seq`` gap); those actions are returned for the asyncio layer t
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,9 +25,15 @@ from ingester.upstream.frames import (
     Stage,
     UnknownOp,
     decode_frame,
+    positive_int,
 )
 from ingester.upstream.lazy import LazyFrameDecoder
-from ingester.upstream.subscriptions import Action, FrameVerdict, SubscriptionBook
+from ingester.upstream.subscriptions import (
+    OVERSIZED_TRIES,
+    Action,
+    FrameVerdict,
+    SubscriptionBook,
+)
 
 __all__ = ["FrameProcessor", "OutRecord", "SportCodec"]
 
@@ -34,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _NO_ACTIONS: list[Action] = []
 _MAX_ERROR_HEADER = 512
+_MATCH_ID = re.compile(rb'"match_id"\s*:\s*(\d{1,19})\b')
 
 
 class SportCodec(Protocol):
@@ -141,6 +149,33 @@ class FrameProcessor:
             self._metrics.skipped_frames.labels(reason="unknown_op").inc()
             log.debug("skipped a frame with unknown op %r", frame.op[:40])
         return None, _NO_ACTIONS
+
+    def process_oversized(
+        self, head: bytes, reason: str, received_at: float, connection: int | None
+    ) -> tuple[OutRecord | None, list[Action]]:
+        """The dead letter (stage ``decode``) of a message over the size limit that ended
+        upstream ``connection``, of which only ``head``, its first bytes, was kept; keyed by
+        the first ``match_id`` in ``head``, and counted against that match
+        (:meth:`SubscriptionBook.on_oversized`), which is no longer subscribed after a few."""
+        found = _MATCH_ID.search(head)
+        match_id = positive_int(int(found[1])) if found else None
+        error = FrameRejected(
+            "decode",
+            f"message over the size limit ({reason}); its first {len(head)} bytes kept",
+            match_id,
+        )
+        if (
+            match_id is not None
+            and connection is not None
+            and self.book.on_oversized(match_id, connection)
+        ):
+            log.error(
+                "match %d: no longer subscribed after %d messages over the size limit in a "
+                "row (remove and add it to try again)",
+                match_id,
+                OVERSIZED_TRIES,
+            )
+        return self._dead_letter(head, error, received_at), _NO_ACTIONS
 
     def _lazy(
         self, frame: DataFrame | None, received_at: float, now: float, connection: int

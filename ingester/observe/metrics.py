@@ -164,6 +164,7 @@ class Metrics:
             "closed",
             "timeout",
             "unanswered",
+            "message_too_big",
             "error",
             "auth_failed",
             "handshake_failed",

@@ -22,7 +22,9 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import CloseCode
 
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor
@@ -36,6 +38,7 @@ __all__ = ["ConnectionState", "UpstreamSession", "redact_url"]
 log = logging.getLogger(__name__)
 
 _MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_OVERSIZED_HEAD_BYTES = 64 * 1024  # of a message over the limit, kept for its dead letter
 _CLOSE = b""  # in the control outbox: close the connection cleanly
 
 
@@ -56,9 +59,28 @@ class _Disconnect(Exception):
 
 
 class _TrackedConnection(ClientConnection):
-    """A client connection that notes when the server last sent anything, pings included."""
+    """A client connection that notes when the server last sent anything, pings included,
+    and keeps the first bytes of a message over ``max_size`` (``oversized``, with the
+    reason), which websockets discards before it closes the connection with 1009."""
 
     last_activity: float = 0.0
+    oversized: tuple[bytes, str] | None = None
+
+    def __init__(self, protocol: ClientProtocol, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, *args, **kwargs)
+        fail = protocol.fail
+
+        def fail_keeping_head(code: int, reason: str = "") -> None:
+            # The parser calls this on the header announcing too many bytes, the payload's
+            # first bytes at the front of the reader's buffer. With compression on, the limit
+            # is met after inflating, the buffer holds what follows: nothing is kept then.
+            if code == CloseCode.MESSAGE_TOO_BIG and self.oversized is None:
+                buffer = protocol.reader.buffer
+                head = b"" if protocol.extensions else bytes(buffer[:_OVERSIZED_HEAD_BYTES])
+                self.oversized = (head, reason)
+            fail(code, reason)
+
+        protocol.fail = fail_keeping_head  # type: ignore[method-assign]
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
@@ -247,6 +269,8 @@ class UpstreamSession:
         except ConnectionClosed as exc:
             if self._dropped is not None:
                 raise self._dropped from None
+            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                raise _Disconnect("message_too_big", exc.sent.reason) from None
             if exc.rcvd is not None:
                 raise _Disconnect("closed", f"close code {exc.rcvd.code}") from None
             if exc.sent is not None and exc.sent.code == 1011:
@@ -271,10 +295,19 @@ class UpstreamSession:
         paused = self._metrics.upstream_paused
         loop_time = asyncio.get_running_loop().time
         while True:
-            raw = await websocket.recv(decode=False)
             # A closing connection holds no match: its index may be another session's by now.
             connection = None if self._closing else self.index
-            record, actions = process(raw, time.time(), loop_time(), connection)
+            try:
+                raw = await websocket.recv(decode=False)
+            except ConnectionClosed:
+                if websocket.oversized is None:
+                    raise
+                head, reason = websocket.oversized
+                websocket.oversized = None  # the next recv raises ConnectionClosed again
+                oversized = self._processor.process_oversized
+                record, actions = oversized(head, reason, time.time(), connection)
+            else:
+                record, actions = process(raw, time.time(), loop_time(), connection)
             if record is not None:
                 if buffer.full:
                     paused.set(1)

@@ -27,6 +27,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 __all__ = [
+    "OVERSIZED_TRIES",
     "Action",
     "CloseConnection",
     "FrameVerdict",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 TERMINAL_STATUSES = frozenset({"finished", "abandoned", "postponed"})
+#: Messages over the size limit in a row (no snapshot read between them) after which a
+#: match is no longer subscribed: its snapshot would close the connection on every attempt.
+OVERSIZED_TRIES = 3
 
 
 class MatchState(StrEnum):
@@ -132,6 +136,7 @@ class Match:
     fresh: bool = False
     answer_due: float | None = None  # set by the first tick after a subscribe is sent
     resent: bool = False
+    oversized: int = 0  # messages over the size limit since its last snapshot
 
     def as_status(self, now: float) -> dict[str, Any]:
         """JSON-ready view for ``/status``."""
@@ -320,6 +325,7 @@ class SubscriptionBook:
             match.fresh = False
             match.answer_due = None
             match.resent = False
+            match.oversized = 0
         elif seq is not None and match.last_seq is not None:
             if seq <= match.last_seq:
                 return FrameVerdict.OUT_OF_ORDER
@@ -351,6 +357,23 @@ class SubscriptionBook:
         match.refused_code = code or "unknown"
         match.refused_reason = reason
         match.retry_at = now + self.refused_retry
+        return True
+
+    def on_oversized(self, match_id: int, connection: int) -> bool:
+        """A message of ``match_id`` over the size limit ended ``connection``. The
+        :data:`OVERSIZED_TRIES`-th in a row refuses the match for good (code
+        ``message_too_big``, not retried by itself: a ``remove`` then ``add`` tries again);
+        ``True`` then."""
+        match = self._matches.get(match_id)
+        if match is None or match.connection != connection:
+            return False
+        match.oversized += 1
+        if match.oversized < OVERSIZED_TRIES:
+            return False
+        match.state = MatchState.REFUSED
+        match.refused_code = "message_too_big"
+        match.refused_reason = f"{match.oversized} messages over the size limit in a row"
+        match.retry_at = match.answer_due = None
         return True
 
     # -- time ----------------------------------------------------------------------------

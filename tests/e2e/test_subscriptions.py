@@ -102,3 +102,48 @@ async def test_an_unanswered_subscribe_is_sent_again_then_the_connection_replace
     finally:
         assert daemon.stop() == 0
         simulator.stop()
+
+
+async def test_a_snapshot_over_the_size_limit_is_dead_lettered_and_given_up_after_a_few(
+    tmp_path: Path, bootstrap: str, topics: Topics, dlq_reader: TopicReader
+) -> None:
+    """Match A's snapshot is over 4 MiB: each one closes the connection (1009) and is
+    dead-lettered from its first bytes; after a few A is refused (``message_too_big``) and
+    no longer subscribed, so the connection stays up for match B."""
+    simulator = Simulator(tmp_path, "--update-rate", "5")
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
+    a, b = simulator.matches("soccer")[:2]
+    try:
+        await daemon.follow([b])
+        simulator.get(f"/_sim/pad?match_id={a}&bytes={5 * 1024 * 1024}")
+        await add_matches(bootstrap, topics.config, [a])
+        await wait_for(lambda: daemon.match_states().get(a) == "refused", "A given up", 60)
+        entry = _on(daemon, a)
+        assert entry is not None
+        assert entry["refused"]["code"] == "message_too_big"
+        await daemon.wait_active([b])
+        tries = daemon.metric(
+            "sportrix_ingester_upstream_reconnects_total", reason="message_too_big"
+        )
+        assert tries == 3
+        letters = await dlq_reader.poll_until(lambda rs: len(rs) >= 3, "3 dead letters")
+        assert len(letters) == 3
+        for letter in letters:
+            assert letter.key == str(a).encode()
+            assert letter.value is not None
+            assert letter.value.startswith(b'{"op":"snapshot","match_id":%d,' % a)
+            assert 0 < len(letter.value) <= 64 * 1024
+            assert letter.headers["stage"] == b"decode"
+            assert b"over the size limit" in letter.headers["error"]
+        assert "no longer subscribed after 3 messages over the size limit" in daemon.output()
+        # No loop: B keeps coming on the same connection, A is not asked for again.
+        subscribes = simulator.get("/_sim/stats")["client_messages"]["subscribe"]
+        frames = daemon.total("sportrix_ingester_frames_total")
+        await wait_for(
+            lambda: daemon.total("sportrix_ingester_frames_total") > frames + 10, "B's frames"
+        )
+        assert simulator.get("/_sim/stats")["client_messages"]["subscribe"] == subscribes
+        assert daemon.total("sportrix_ingester_upstream_reconnects_total") == tries
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()

@@ -249,6 +249,29 @@ def test_frames_from_a_connection_that_does_not_hold_the_match_are_skipped(
     assert sample(metrics, "sportrix_ingester_out_of_order_frames_total", sport="soccer") == 0
 
 
+def test_a_message_over_the_size_limit_is_dead_lettered_from_its_first_bytes(
+    processor: FrameProcessor, book: SubscriptionBook, metrics: Metrics
+) -> None:
+    head = frame("snapshot")[:500]
+    for _ in range(3):
+        record, actions = processor.process_oversized(head, "frame with 5000000 bytes", NOW, 0)
+        assert record is not None
+        assert actions == []
+        assert (record.topic, record.key, record.value) == ("dlq", str(SOCCER_ID).encode(), head)
+        headers = dict(record.headers)
+        assert headers["stage"] == b"decode"
+        assert headers["error"] == (
+            b"message over the size limit (frame with 5000000 bytes); its first 500 bytes kept"
+        )
+    match = book.get(SOCCER_ID)
+    assert match is not None
+    assert (match.state, match.refused_code) == (MatchState.REFUSED, "message_too_big")
+    record, _ = processor.process_oversized(b"\x00garbage", "too big", NOW, 0)
+    assert record is not None
+    assert record.key is None
+    assert sample(metrics, "sportrix_ingester_dlq_records_total", stage="decode") == 4
+
+
 def test_a_malformed_stray_message_is_dead_lettered(
     processor: FrameProcessor, metrics: Metrics
 ) -> None:

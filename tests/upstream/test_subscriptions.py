@@ -1,6 +1,7 @@
 """The subscription book: placement, reconnects, seq tracking, refusals, retirement."""
 
 from ingester.upstream.subscriptions import (
+    OVERSIZED_TRIES,
     CloseConnection,
     FrameVerdict,
     MatchState,
@@ -237,3 +238,31 @@ def test_a_match_that_resumes_is_not_retired() -> None:
     b.on_data(1, 0, False, 2, "soccer", "postponed", now=10.0)
     b.on_data(1, 0, False, 3, "soccer", "live", now=20.0)
     assert b.tick(now=1000.0) == []
+
+
+def test_a_match_whose_messages_are_too_large_is_given_up_after_a_few() -> None:
+    b = book(per_connection=5)
+    b.follow(1)
+    b.connected(0)
+    assert not b.on_oversized(1, 0)
+    b.on_data(1, 0, True, 3, "soccer", "live", now=1.0)  # a snapshot read: the count restarts
+    assert not b.on_oversized(1, 1)  # not the connection that holds it
+    for _ in range(OVERSIZED_TRIES - 1):
+        b.disconnected(0)
+        assert b.connected(0) == [Subscribe(0, 1)]
+        assert not b.on_oversized(1, 0)
+    b.disconnected(0)
+    assert b.connected(0) == [Subscribe(0, 1)]
+    assert b.on_oversized(1, 0)
+    match = b.get(1)
+    assert match is not None
+    assert match.as_status(2.0)["refused"] == {
+        "code": "message_too_big",
+        "reason": f"{OVERSIZED_TRIES} messages over the size limit in a row",
+    }
+    b.disconnected(0)
+    assert b.connected(0) == []
+    assert b.tick(now=10_000.0) == []
+    b.unfollow(1)
+    assert b.follow(1) == [OpenConnection(0)]  # removed and added: tried again
+    assert b.connected(0) == [Subscribe(0, 1)]
