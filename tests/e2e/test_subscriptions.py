@@ -1,13 +1,32 @@
-"""Subscriptions end to end: a match moved between open connections keeps its order, and a
-subscribe the upstream never answers is sent again, then its connection replaced."""
+"""Subscriptions end to end: a match moved between open connections keeps its order, a
+subscribe the upstream never answers is sent again, then its connection replaced, and a
+match whose snapshot is over the size limit is dead-lettered, then given up.
+
+Each test prints what it measured (``pytest -s`` shows it)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, add_matches, wait_for
+
+
+@contextlib.contextmanager
+def _running(
+    tmp_path: Path, bootstrap: str, topics: Topics, rate: str, **settings: str
+) -> Iterator[tuple[Simulator, Daemon]]:
+    """The simulator at ``rate`` updates per match per second, and a daemon on it."""
+    simulator = Simulator(tmp_path, "--update-rate", rate)
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics, **settings)
+    try:
+        yield simulator, daemon
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()
 
 
 def _on(daemon: Daemon, match_id: int) -> dict[str, Any] | None:
@@ -22,16 +41,15 @@ async def test_a_match_moved_to_another_open_connection_keeps_its_order(
     """Match A is removed from connection 0 (kept open by match B) and followed again on
     connection 1, while the simulator stalls: what connection 0 still delivers of A when the
     stall ends is skipped, so A's records after the move start with the new snapshot."""
-    simulator = Simulator(tmp_path, "--update-rate", "20")
-    daemon = Daemon(
-        tmp_path, bootstrap, simulator.url, topics, INGESTER_SUBSCRIPTIONS_PER_CONNECTION="2"
-    )
-    a, b, c, d = simulator.matches("soccer")[:4]
+    with _running(tmp_path, bootstrap, topics, "20", INGESTER_SUBSCRIPTIONS_PER_CONNECTION="2") as (
+        simulator,
+        daemon,
+    ):
+        a, b, c, d = simulator.matches("soccer")[:4]
 
-    def skipped() -> float:
-        return daemon.metric("sportrix_ingester_skipped_frames_total", reason="not_followed")
+        def skipped() -> float:
+            return daemon.metric("sportrix_ingester_skipped_frames_total", reason="not_followed")
 
-    try:
         await daemon.follow([a, b])
         await daemon.follow([c])
         assert {m: _on(daemon, m)["connection"] for m in (a, b, c)} == {a: 0, b: 0, c: 1}  # type: ignore[index]
@@ -64,23 +82,25 @@ async def test_a_match_moved_to_another_open_connection_keeps_its_order(
         for (_, previous), (op, seq) in itertools.pairwise(seqs):
             assert seq > previous or (op == "snapshot" and seq >= previous), seqs
         assert daemon.total("sportrix_ingester_out_of_order_frames_total") == 0
+        print(
+            f"moved at seq {moved_at}; late frames skipped: {skipped():.0f}; A's records: "
+            f"{len(seqs)}, the first after the move: {after[0]}"
+        )
         assert daemon.total("sportrix_ingester_upstream_reconnects_total") == 0
-    finally:
-        assert daemon.stop() == 0
-        simulator.stop()
 
 
 async def test_an_unanswered_subscribe_is_sent_again_then_the_connection_replaced(
     tmp_path: Path, bootstrap: str, topics: Topics
 ) -> None:
-    simulator = Simulator(tmp_path, "--update-rate", "5")
-    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_SUBSCRIBE_TIMEOUT="2")
-    a, b = simulator.matches("soccer")[:2]
+    with _running(tmp_path, bootstrap, topics, "5", INGESTER_SUBSCRIBE_TIMEOUT="2") as (
+        simulator,
+        daemon,
+    ):
+        a, b = simulator.matches("soccer")[:2]
 
-    def metric(name: str, **labels: str) -> float:
-        return daemon.metric(f"sportrix_ingester_{name}", **labels)
+        def metric(name: str, **labels: str) -> float:
+            return daemon.metric(f"sportrix_ingester_{name}", **labels)
 
-    try:
         await daemon.follow([b])
         # Once: the subscribe sent again is answered, on the same connection.
         simulator.get(f"/_sim/ignore?match_id={a}&count=1")
@@ -99,9 +119,7 @@ async def test_an_unanswered_subscribe_is_sent_again_then_the_connection_replace
         assert stats["client_messages"]["ignored_subscribe"] == 3
         assert stats["connections_total"] == 2
         assert "subscribe(s) unanswered, even sent again, replacing it" in daemon.output()
-    finally:
-        assert daemon.stop() == 0
-        simulator.stop()
+        print(f"simulator: {stats['client_messages']}, connections: {stats['connections_total']}")
 
 
 async def test_a_snapshot_over_the_size_limit_is_dead_lettered_and_given_up_after_a_few(
@@ -110,10 +128,8 @@ async def test_a_snapshot_over_the_size_limit_is_dead_lettered_and_given_up_afte
     """Match A's snapshot is over 4 MiB: each one closes the connection (1009) and is
     dead-lettered from its first bytes; after a few A is refused (``message_too_big``) and
     no longer subscribed, so the connection stays up for match B."""
-    simulator = Simulator(tmp_path, "--update-rate", "5")
-    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
-    a, b = simulator.matches("soccer")[:2]
-    try:
+    with _running(tmp_path, bootstrap, topics, "5") as (simulator, daemon):
+        a, b = simulator.matches("soccer")[:2]
         await daemon.follow([b])
         simulator.get(f"/_sim/pad?match_id={a}&bytes={5 * 1024 * 1024}")
         await add_matches(bootstrap, topics.config, [a])
@@ -144,6 +160,4 @@ async def test_a_snapshot_over_the_size_limit_is_dead_lettered_and_given_up_afte
         )
         assert simulator.get("/_sim/stats")["client_messages"]["subscribe"] == subscribes
         assert daemon.total("sportrix_ingester_upstream_reconnects_total") == tries
-    finally:
-        assert daemon.stop() == 0
-        simulator.stop()
+        print(f"tries: {tries:.0f}; dead letters: {[len(r.value or b'') for r in letters]} bytes")
