@@ -295,17 +295,20 @@ class UpstreamSession:
         paused = self._metrics.upstream_paused
         loop_time = asyncio.get_running_loop().time
         while True:
-            # A closing connection holds no match: its index may be another session's by now.
-            connection = None if self._closing else self.index
             try:
                 raw = await websocket.recv(decode=False)
-            except ConnectionClosed:
-                if websocket.oversized is None:
+            except ConnectionClosed:  # the next recv raises it again
+                oversized, websocket.oversized = websocket.oversized, None
+                if oversized is None:
                     raise
-                head, reason = websocket.oversized
-                websocket.oversized = None  # the next recv raises ConnectionClosed again
-                oversized = self._processor.process_oversized
-                record, actions = oversized(head, reason, time.time(), connection)
+                raw = None
+            # A closing connection holds no match: its index may be another session's by now.
+            connection = None if self._closing else self.index
+            if raw is None:
+                assert oversized is not None
+                record, actions = self._processor.process_oversized(
+                    *oversized, time.time(), connection
+                )
             else:
                 record, actions = process(raw, time.time(), loop_time(), connection)
             if record is not None:
