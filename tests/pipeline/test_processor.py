@@ -176,6 +176,19 @@ def test_error_frame_refuses_the_match_with_its_reason(
     assert sample(metrics, "sportrix_ingester_error_frames_total", code="sport_not_enabled") == 1
 
 
+def test_an_error_frame_without_match_id_leaves_the_subscribe_to_its_deadline(
+    processor: FrameProcessor, book: SubscriptionBook
+) -> None:
+    """The contract lets an error frame omit ``match_id``: it refuses nothing, and the
+    subscribe it may have answered is sent again once its deadline passes."""
+    book.tick(0.0)
+    raw = orjson.dumps({"op": "error", "code": "rate_limited", "error": "slow down"})
+    assert processor.process(raw, NOW, 1.0, 0) == (None, [])
+    assert book.get(CRICKET_ID).state is MatchState.PENDING  # type: ignore[union-attr]
+    resent = [Subscribe(0, SOCCER_ID, resend=True), Subscribe(0, CRICKET_ID, resend=True)]
+    assert book.tick(book.subscribe_timeout) == resent
+
+
 def test_error_codes_outside_the_protocol_count_as_other(
     processor: FrameProcessor, metrics: Metrics
 ) -> None:
