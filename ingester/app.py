@@ -67,6 +67,7 @@ class Daemon:
             max_matches=settings.max_matches,
             refused_retry=settings.refused_retry,
             retire_after=settings.retire_after,
+            subscribe_timeout=settings.subscribe_timeout,
         )
         self.buffer = RecordBuffer(settings.buffer_records)
         self.metrics.buffer_capacity.set(settings.buffer_records)

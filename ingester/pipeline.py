@@ -10,13 +10,14 @@ re-subscribe (a ``seq`` gap); those actions are returned for the asyncio layer t
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ingester.convert.shape import PlainShape
-from ingester.observe.metrics import Metrics
+from ingester.observe.metrics import ERROR_CODES, Metrics
 from ingester.upstream.frames import (
     DataFrame,
     ErrorFrame,
@@ -24,9 +25,15 @@ from ingester.upstream.frames import (
     Stage,
     UnknownOp,
     decode_frame,
+    positive_int,
 )
 from ingester.upstream.lazy import LazyFrameDecoder
-from ingester.upstream.subscriptions import Action, FrameVerdict, SubscriptionBook
+from ingester.upstream.subscriptions import (
+    OVERSIZED_TRIES,
+    Action,
+    FrameVerdict,
+    SubscriptionBook,
+)
 
 __all__ = ["FrameProcessor", "OutRecord", "SportCodec"]
 
@@ -34,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _NO_ACTIONS: list[Action] = []
 _MAX_ERROR_HEADER = 512
+_MATCH_ID = re.compile(rb'"match_id"\s*:\s*(\d{1,19})\b')
 
 
 class SportCodec(Protocol):
@@ -113,50 +121,69 @@ class FrameProcessor:
         self._frame_counts: dict[tuple[str, str], int] = {}
 
     def process(
-        self, raw: bytes, received_at: float, now: float
+        self, raw: bytes, received_at: float, now: float, connection: int | None
     ) -> tuple[OutRecord | None, list[Action]]:
-        """Handle one message received at wall-clock ``received_at`` (monotonic ``now``)."""
-        if self._decode_lazily is not None:
-            done = self._lazy(self._decode_lazily(raw), received_at, now)
+        """Handle one message read from upstream ``connection`` at wall-clock
+        ``received_at`` (monotonic ``now``).
+
+        A data frame is produced only when ``connection`` holds its match now
+        (:meth:`SubscriptionBook.holds`); else it is a counted ``not_followed`` skip, even if
+        the match is followed on another connection (which brings its frames, in order, from
+        a snapshot). ``connection`` is ``None`` for a connection being closed: it holds no
+        match. An error frame refuses a match only when its connection holds it; a malformed
+        message is dead-lettered wherever it comes from.
+        """
+        if self._decode_lazily is not None and connection is not None:
+            done = self._lazy(self._decode_lazily(raw), received_at, now, connection)
             if done is not None:
                 return done
-        return self._full(raw, received_at, now, stray=False)
-
-    def process_stray(
-        self, raw: bytes, received_at: float, now: float
-    ) -> tuple[OutRecord | None, list[Action]]:
-        """Handle a message read from a connection being closed, as :meth:`process` would
-        one that no followed match owns: it was in flight after the connection's matches
-        left it. A data frame is a counted ``not_followed`` skip even if its match is
-        followed again by now (its new connection brings its frames, with a snapshot); an
-        error frame is counted and refuses no match; a malformed message is dead-lettered.
-        """
-        return self._full(raw, received_at, now, stray=True)
-
-    def _full(
-        self, raw: bytes, received_at: float, now: float, stray: bool
-    ) -> tuple[OutRecord | None, list[Action]]:
-        """The full way: ``decode_frame``, then by kind; a ``stray`` message (see
-        :meth:`process_stray`) is of no followed match and refuses none."""
         try:
             frame = decode_frame(raw)
         except FrameRejected as exc:
             return self._dead_letter(raw, exc, received_at), _NO_ACTIONS
         if isinstance(frame, DataFrame):
-            return self._data(frame, raw, received_at, now, stray)
+            return self._data(frame, raw, received_at, now, connection)
         if isinstance(frame, ErrorFrame):
-            self._error(frame, now, stray)
+            self._error(frame, now, connection)
         elif isinstance(frame, UnknownOp):
             self._metrics.skipped_frames.labels(reason="unknown_op").inc()
             log.debug("skipped a frame with unknown op %r", frame.op[:40])
         return None, _NO_ACTIONS
 
+    def process_oversized(
+        self, head: bytes, reason: str, received_at: float, connection: int | None
+    ) -> tuple[OutRecord | None, list[Action]]:
+        """The dead letter (stage ``decode``) of a message over the size limit that ended
+        upstream ``connection``, of which only ``head``, its first bytes, was kept; keyed by
+        the first ``match_id`` in ``head``, and counted against that match
+        (:meth:`SubscriptionBook.on_oversized`), which is no longer subscribed after a few."""
+        found = _MATCH_ID.search(head)
+        match_id = positive_int(int(found[1])) if found else None
+        error = FrameRejected(
+            "decode",
+            f"message over the size limit ({reason}); its first {len(head)} bytes kept",
+            match_id,
+        )
+        if (
+            match_id is not None
+            and connection is not None
+            and self.book.on_oversized(match_id, connection)
+        ):
+            log.error(
+                "match %d: no longer subscribed after %d messages over the size limit in a "
+                "row (remove and add it to try again)",
+                match_id,
+                OVERSIZED_TRIES,
+            )
+        return self._dead_letter(head, error, received_at), _NO_ACTIONS
+
     def _lazy(
-        self, frame: DataFrame | None, received_at: float, now: float
+        self, frame: DataFrame | None, received_at: float, now: float, connection: int
     ) -> tuple[OutRecord, list[Action]] | None:
         """A lazily decoded ``frame`` done, or ``None`` (nothing done) for the full way: any
-        frame but a valid data frame of a followed match whose sport the writer validates."""
-        if frame is None or frame.match_id not in self.book:
+        frame but a valid data frame of a match ``connection`` holds whose sport the writer
+        validates."""
+        if frame is None or not self.book.holds(frame.match_id, connection, frame.op == "snapshot"):
             return None
         codec = self._codecs[frame.sport]  # the lazy decoder knows the codecs' sports only
         try:
@@ -166,13 +193,20 @@ class FrameProcessor:
         if done is None:
             return None
         self._count_frame(frame.sport, frame.op)
-        return self._produced(frame, codec, *done, received_at, now)
+        return self._produced(frame, connection, codec, *done, received_at, now)
 
     def _data(
-        self, frame: DataFrame, raw: bytes, received_at: float, now: float, stray: bool
+        self,
+        frame: DataFrame,
+        raw: bytes,
+        received_at: float,
+        now: float,
+        connection: int | None,
     ) -> tuple[OutRecord | None, list[Action]]:
         self._count_frame(frame.sport, frame.op)
-        if stray or frame.match_id not in self.book:
+        if connection is None or not self.book.holds(
+            frame.match_id, connection, frame.op == "snapshot"
+        ):
             self._metrics.skipped_frames.labels(reason="not_followed").inc()
             return None, _NO_ACTIONS
         codec = self._codecs.get(frame.sport)
@@ -187,11 +221,12 @@ class FrameProcessor:
         except Exception as exc:
             rejected = FrameRejected(self._classify(exc), str(exc), frame.match_id)
             return self._dead_letter(raw, rejected, received_at), _NO_ACTIONS
-        return self._produced(frame, codec, record, value, received_at, now)
+        return self._produced(frame, connection, codec, record, value, received_at, now)
 
     def _produced(
         self,
         frame: DataFrame,
+        connection: int,
         codec: SportCodec,
         record: dict[str, Any],
         value: bytes,
@@ -201,7 +236,13 @@ class FrameProcessor:
         """The data record of ``frame``, once the book has seen it (maybe a re-subscribe)."""
         seq = record.get("seq")
         verdict = self.book.on_data(
-            frame.match_id, frame.op == "snapshot", seq, frame.sport, record.get("status"), now
+            frame.match_id,
+            connection,
+            frame.op == "snapshot",
+            seq,
+            frame.sport,
+            record.get("status"),
+            now,
         )
         actions = _NO_ACTIONS
         if verdict is FrameVerdict.GAP:
@@ -223,13 +264,14 @@ class FrameProcessor:
             actions,
         )
 
-    def _error(self, frame: ErrorFrame, now: float, stray: bool) -> None:
-        code = frame.code or "unknown"
-        self._metrics.error_frames.labels(code=code).inc()
+    def _error(self, frame: ErrorFrame, now: float, connection: int | None) -> None:
+        label = frame.code if frame.code in ERROR_CODES else "other"  # bounded label values
+        self._metrics.error_frames.labels(code=label).inc()
+        code = frame.code[:40] if frame.code else "unknown"
         if (
-            not stray
+            connection is not None
             and frame.match_id is not None
-            and self.book.on_error(frame.match_id, code, frame.message[:200], now)
+            and self.book.on_error(frame.match_id, connection, code, frame.message[:200], now)
         ):
             log.warning(
                 "match %d refused by the upstream (%s): %s",

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     backoff_reset_after: float = _env("INGESTER_BACKOFF_RESET_AFTER", default=60.0, ge=0)
     auth_backoff: float = _env("INGESTER_AUTH_BACKOFF", default=60.0, gt=0)
     refused_retry: float = _env("INGESTER_REFUSED_RETRY", default=300.0, gt=0)
+    subscribe_timeout: float = _env("INGESTER_SUBSCRIBE_TIMEOUT", default=30.0, gt=0)
 
     # Kafka
     kafka_bootstrap_servers: str = _env("KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092")

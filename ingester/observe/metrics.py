@@ -23,7 +23,7 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 
 _PREFIX = "sportrix_ingester_"
 
-#: The upstream's error codes (``sportrix-protocol.md``); others count as they come.
+#: The upstream's error codes (``sportrix-protocol.md``); any other code counts as ``other``.
 ERROR_CODES = (
     "sport_not_enabled",
     "match_not_found",
@@ -51,6 +51,11 @@ class Metrics:
         )
         self.error_frames = Counter(
             p + "error_frames", "Upstream error frames by code.", ["code"], registry=r
+        )
+        self.unanswered_subscribes = Counter(
+            p + "unanswered_subscribes",
+            "Subscribes with no snapshot and no error after INGESTER_SUBSCRIBE_TIMEOUT.",
+            registry=r,
         )
         self.subscriptions = Gauge(
             p + "subscriptions", "Followed matches by subscription state.", ["state"], registry=r
@@ -155,7 +160,15 @@ class Metrics:
         """Create the known label values so every series exists from the first scrape."""
         for state in ("connected", "connecting", "backoff"):
             self.upstream_connections.labels(state=state)
-        for reason in ("closed", "timeout", "error", "auth_failed", "handshake_failed"):
+        for reason in (
+            "closed",
+            "timeout",
+            "unanswered",
+            "message_too_big",
+            "error",
+            "auth_failed",
+            "handshake_failed",
+        ):
             self.upstream_reconnects.labels(reason=reason)
         for state in ("pending", "active", "refused"):
             self.subscriptions.labels(state=state)
@@ -163,7 +176,7 @@ class Metrics:
             self.dlq_records.labels(stage=stage)
         for result in ("applied", "ignored", "rejected"):
             self.config_commands.labels(result=result)
-        for code in ERROR_CODES:
+        for code in (*ERROR_CODES, "other"):
             self.error_frames.labels(code=code)
 
     def prime_sports(self, sports: Iterable[str]) -> None:

@@ -103,6 +103,24 @@ def _finish(sim: Simulator, query: Query) -> Any:
     return {"finished": match_id}
 
 
+def _ignore(sim: Simulator, query: Query) -> Any:
+    match_id = _number(query, "match_id", int, None)
+    count = _number(query, "count", int, 1)
+    if match_id is None or count is None or count < 0:
+        raise _BadRequest("match_id is required; count must be >= 0")
+    sim.ignore_subscribes(match_id, count)
+    return {"ignoring": {"match_id": match_id, "subscribes": count}}
+
+
+def _pad(sim: Simulator, query: Query) -> Any:
+    match_id = _number(query, "match_id", int, None)
+    size = _number(query, "bytes", int, None)
+    if match_id is None or size is None or not 0 <= size <= 64 * 1024 * 1024:
+        raise _BadRequest("match_id and bytes (0 to 64 MiB) are required")
+    sim.pad_snapshots(match_id, size)
+    return {"padding": {"match_id": match_id, "bytes": size}}
+
+
 def _keys(sim: Simulator, query: Query) -> Any:
     result: dict[str, Any] = {}
     if "add" in query:
@@ -127,6 +145,8 @@ _ACTIONS: dict[str, Callable[[Simulator, Query], Any]] = {
     "/_sim/stall": _stall,
     "/_sim/malformed": _malformed,
     "/_sim/finish": _finish,
+    "/_sim/ignore": _ignore,
+    "/_sim/pad": _pad,
     "/_sim/keys": _keys,
 }
 

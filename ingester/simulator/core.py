@@ -180,6 +180,8 @@ class Hub:
         self.malformed_match_ids: dict[str, deque[int]] = {}
         self.drops: Counter[str] = Counter()
         self.stalls = 0
+        self.ignore_subscribes: Counter[int] = Counter()  # match → subscribes left unanswered
+        self.snapshot_padding: dict[int, bytes] = {}  # match → padding added to its snapshots
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -235,7 +237,10 @@ class Hub:
                 self.feeds[match_id].subscribers.discard(session)
             return
         feed = self.feeds.get(match_id)
-        if feed is None:
+        if self.ignore_subscribes[match_id] > 0:  # a fault: no snapshot, no error
+            self.ignore_subscribes[match_id] -= 1
+            self.client_messages["ignored_subscribe"] += 1
+        elif feed is None:
             self._refuse(session, match_id, "match_not_found", f"no match {match_id}")
         elif session.sports is not None and feed.engine.sport not in session.sports:
             text = f"sport {feed.engine.sport} is not enabled for this key"
@@ -249,7 +254,11 @@ class Hub:
         else:
             session.subscriptions.add(match_id)
             feed.subscribers.add(session)
-            session.outbox.append((feed.snapshot_frame(), SNAPSHOT, feed))
+            frame = feed.snapshot_frame()
+            padding = self.snapshot_padding.get(match_id)
+            if padding is not None:  # a fault: an extra envelope field makes it huge
+                frame = frame[:-1] + b',"padding":"' + padding + b'"}'
+            session.outbox.append((frame, SNAPSHOT, feed))
 
     def _refuse(self, session: Session, match_id: int | None, code: str, text: str) -> None:
         self.client_messages[f"refused_{code}"] += 1

@@ -244,6 +244,19 @@ class Simulator:
         if kinds is not None:
             self.hub.malformed_kinds = SimulatorConfig(malformed_kinds=kinds).malformed_kinds
 
+    def ignore_subscribes(self, match_id: int, count: int) -> None:
+        """Leave the next ``count`` subscribes to ``match_id`` unanswered (no snapshot, no
+        error), on any connection."""
+        self.hub.ignore_subscribes[match_id] = count
+
+    def pad_snapshots(self, match_id: int, size: int) -> None:
+        """Make ``match_id``'s snapshots ``size`` bytes larger (an extra ``padding`` field of
+        the frame); ``0`` stops it."""
+        if size > 0:
+            self.hub.snapshot_padding[match_id] = b"x" * size
+        else:
+            self.hub.snapshot_padding.pop(match_id, None)
+
     def finish(self, match_id: int) -> bool:
         """End a match now (status ``finished``); ``False`` when there is no such match."""
         touched = self.hub.finish(match_id, time.time())

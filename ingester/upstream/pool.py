@@ -16,6 +16,7 @@ from ingester.upstream.subscriptions import (
     Action,
     CloseConnection,
     OpenConnection,
+    ReplaceConnection,
     Retire,
     Subscribe,
     SubscriptionBook,
@@ -57,8 +58,11 @@ class UpstreamPool:
 
     def execute(self, actions: list[Action]) -> None:
         """Carry out the book's actions."""
+        resent: dict[int, list[int]] = {}
         for action in actions:
             if isinstance(action, Subscribe):
+                if action.resend:
+                    resent.setdefault(action.connection, []).append(action.match_id)
                 self._send(action.connection, "subscribe", action.match_id)
             elif isinstance(action, Unsubscribe):
                 self._send(action.connection, "unsubscribe", action.match_id)
@@ -66,8 +70,27 @@ class UpstreamPool:
                 self._open(action.connection)
             elif isinstance(action, CloseConnection):
                 self._close(action.connection)
+            elif isinstance(action, ReplaceConnection):
+                self._replace(action)
             elif isinstance(action, Retire):
                 self._on_retire(action.match_id)
+        for connection, matches in resent.items():
+            self._metrics.unanswered_subscribes.inc(len(matches))
+            log.warning(
+                "connection %d: %d subscribe(s) unanswered for %.0fs (match %s); sending again",
+                connection,
+                len(matches),
+                self._book.subscribe_timeout,
+                ", ".join(map(str, matches[:10])) + (", ..." if len(matches) > 10 else ""),
+            )
+
+    def _replace(self, action: ReplaceConnection) -> None:
+        """Replace a connection whose subscribes went unanswered twice, unless reading is
+        paused (the answers may be waiting unread; the book asks again later)."""
+        self._metrics.unanswered_subscribes.inc(action.unanswered)
+        session = self._sessions.get(action.connection)
+        if session is not None and not self._buffer.full:
+            session.replace(f"{action.unanswered} subscribe(s) unanswered, even sent again")
 
     def _send(self, connection: int, verb: str, match_id: int) -> None:
         session = self._sessions.get(connection)

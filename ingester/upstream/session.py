@@ -22,7 +22,9 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import CloseCode
 
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor
@@ -36,6 +38,7 @@ __all__ = ["ConnectionState", "UpstreamSession", "redact_url"]
 log = logging.getLogger(__name__)
 
 _MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_OVERSIZED_HEAD_BYTES = 64 * 1024  # of a message over the limit, kept for its dead letter
 _CLOSE = b""  # in the control outbox: close the connection cleanly
 
 
@@ -56,9 +59,28 @@ class _Disconnect(Exception):
 
 
 class _TrackedConnection(ClientConnection):
-    """A client connection that notes when the server last sent anything, pings included."""
+    """A client connection that notes when the server last sent anything, pings included,
+    and keeps the first bytes of a message over ``max_size`` (``oversized``, with the
+    reason), which websockets discards before it closes the connection with 1009."""
 
     last_activity: float = 0.0
+    oversized: tuple[bytes, str] | None = None
+
+    def __init__(self, protocol: ClientProtocol, *args: Any, **kwargs: Any) -> None:
+        super().__init__(protocol, *args, **kwargs)
+        fail = protocol.fail
+
+        def fail_keeping_head(code: int, reason: str = "") -> None:
+            # The parser calls this on the header announcing too many bytes, the payload's
+            # first bytes at the front of the reader's buffer. With compression on, the limit
+            # is met after inflating, the buffer holds what follows: nothing is kept then.
+            if code == CloseCode.MESSAGE_TOO_BIG and self.oversized is None:
+                buffer = protocol.reader.buffer
+                head = b"" if protocol.extensions else bytes(buffer[:_OVERSIZED_HEAD_BYTES])
+                self.oversized = (head, reason)
+            fail(code, reason)
+
+        protocol.fail = fail_keeping_head  # type: ignore[method-assign]
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
@@ -104,6 +126,8 @@ class UpstreamSession:
             reset_after=settings.backoff_reset_after,
         )
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._websocket: _TrackedConnection | None = None
+        self._dropped: _Disconnect | None = None  # why this side aborted the connection
 
     def send_control(self, action: str, match_id: int) -> None:
         """Queue a ``subscribe``/``unsubscribe``; sent (paced) while connected, else dropped.
@@ -113,13 +137,26 @@ class UpstreamSession:
         if self.state is ConnectionState.CONNECTED:
             self._outbox.put_nowait(orjson.dumps({"action": action, "match_id": match_id}))
 
+    def replace(self, detail: str) -> None:
+        """Drop the connection now and connect again (counted as ``unanswered``); nothing
+        when not connected or closing. The book re-subscribes its matches on the new one."""
+        if self.state is ConnectionState.CONNECTED and not self._closing:
+            log.warning("connection %d: %s, replacing it", self.index, detail)
+            self._drop(_Disconnect("unanswered", detail))
+
+    def _drop(self, why: _Disconnect) -> None:
+        """Abort the live connection; its read loop ends with ``why``."""
+        if self._websocket is not None and self._dropped is None:
+            self._dropped = why
+            self._websocket.transport.abort()
+
     def close_cleanly(self) -> bool:
         """Close a connected session cleanly; ``False`` (nothing done) when not connected.
 
         Queued control messages are dropped (the connection carries no match any more) and
         a close frame goes out at once. Reading goes on until the upstream answers it, so
-        every frame sent before is counted
-        (:meth:`~ingester.pipeline.FrameProcessor.process_stray`), within the connection's
+        every frame sent before is counted as a stray
+        (:meth:`~ingester.pipeline.FrameProcessor.process`), within the connection's
         5 s close timeout (then it is aborted, with a warning). Then :meth:`run` returns
         without reconnecting and without telling the book or carrying out actions: the
         book may already have given this connection's index to a new one.
@@ -221,6 +258,7 @@ class UpstreamSession:
         self.connected_since = time.monotonic()
         self._backoff.connected(self.connected_since)
         websocket.last_activity = self.connected_since
+        self._websocket, self._dropped = websocket, None
         log.info("connection %d: connected to %s", self.index, redact_url(self._settings.url))
         self._outbox = asyncio.Queue()
         self._execute(self._on_connected(self.index))
@@ -229,8 +267,10 @@ class UpstreamSession:
         try:
             await self._read(websocket)
         except ConnectionClosed as exc:
-            if watchdog.done() and not watchdog.cancelled() and watchdog.result():
-                raise _Disconnect("timeout", "no frame and no ping") from None
+            if self._dropped is not None:
+                raise self._dropped from None
+            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                raise _Disconnect("message_too_big", exc.sent.reason) from None
             if exc.rcvd is not None:
                 raise _Disconnect("closed", f"close code {exc.rcvd.code}") from None
             if exc.sent is not None and exc.sent.code == 1011:
@@ -238,6 +278,7 @@ class UpstreamSession:
             raise _Disconnect("error", "connection lost without a close frame") from None
         finally:
             self.connected_since = None
+            self._websocket = None
             self.state = ConnectionState.BACKOFF
             if not self._closing:
                 self._on_disconnected(self.index)
@@ -248,15 +289,28 @@ class UpstreamSession:
                 await asyncio.wait_for(websocket.close(), 5)
 
     async def _read(self, websocket: _TrackedConnection) -> None:
-        process, process_stray = self._processor.process, self._processor.process_stray
+        process = self._processor.process
         execute = self._execute
         buffer = self._buffer
         paused = self._metrics.upstream_paused
         loop_time = asyncio.get_running_loop().time
         while True:
-            raw = await websocket.recv(decode=False)
-            handle = process_stray if self._closing else process
-            record, actions = handle(raw, time.time(), loop_time())
+            try:
+                raw = await websocket.recv(decode=False)
+            except ConnectionClosed:  # the next recv raises it again
+                oversized, websocket.oversized = websocket.oversized, None
+                if oversized is None:
+                    raise
+                raw = None
+            # A closing connection holds no match: its index may be another session's by now.
+            connection = None if self._closing else self.index
+            if raw is None:
+                assert oversized is not None
+                record, actions = self._processor.process_oversized(
+                    *oversized, time.time(), connection
+                )
+            else:
+                record, actions = process(raw, time.time(), loop_time(), connection)
             if record is not None:
                 if buffer.full:
                     paused.set(1)
@@ -264,7 +318,7 @@ class UpstreamSession:
                     paused.set(0)
                 else:
                     buffer.put_nowait(record)
-            if actions and not self._closing:  # its index may be another session's by now
+            if actions:
                 execute(actions)
 
     async def _write(self, websocket: _TrackedConnection) -> None:
@@ -283,15 +337,15 @@ class UpstreamSession:
             next_slot = max(next_slot, now) + interval
             await websocket.send(message.decode())
 
-    async def _watch(self, websocket: _TrackedConnection) -> bool:
-        """Close the connection when it has been silent for ``idle_timeout``; True then."""
+    async def _watch(self, websocket: _TrackedConnection) -> None:
+        """Drop the connection when it has been silent for ``idle_timeout``."""
         timeout = self._settings.idle_timeout
         while True:
             silent = time.monotonic() - websocket.last_activity
             if silent >= timeout:
                 log.warning("connection %d: silent for %.0fs, replacing it", self.index, silent)
-                websocket.transport.abort()
-                return True
+                self._drop(_Disconnect("timeout", "no frame and no ping"))
+                return
             await asyncio.sleep(min(5.0, timeout - silent))
 
     def describe(self) -> dict[str, Any]:

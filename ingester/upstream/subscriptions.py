@@ -3,12 +3,19 @@
 :class:`SubscriptionBook` is a small state machine: events go in (a match is followed or
 dropped, a connection comes up or goes down, a frame or an error arrives, time passes) and
 actions come out (:class:`Subscribe`, :class:`Unsubscribe`, :class:`OpenConnection`,
-:class:`CloseConnection`, :class:`Retire`). The asyncio layer carries the actions out.
+:class:`CloseConnection`, :class:`ReplaceConnection`, :class:`Retire`). The asyncio layer
+carries the actions out.
 
 A match goes ``pending`` (subscribe sent or to be sent) → ``active`` (snapshot seen) →
-``refused`` (error frame; retried after ``refused_retry`` seconds), or is dropped. Matches are
-packed onto connections, each holding at most ``per_connection``; beyond ``max_matches`` a
-match waits (``waiting``) until another one is dropped.
+``refused`` (error frame; retried after ``refused_retry`` seconds), or is dropped. A subscribe
+left unanswered (no snapshot, no error) for ``subscribe_timeout`` seconds is sent again; left
+unanswered once more, its connection is replaced. Matches are packed onto connections, each
+holding at most ``per_connection``; beyond ``max_matches`` a match waits (``waiting``) until
+another one is dropped.
+
+A frame belongs to a match only when it comes from the connection that holds the match now
+(:meth:`SubscriptionBook.holds`): a connection still open for other matches may deliver frames
+of a match that has moved on, and those must not be produced among the new connection's.
 """
 
 from __future__ import annotations
@@ -20,12 +27,14 @@ from enum import Enum, StrEnum
 from typing import Any
 
 __all__ = [
+    "OVERSIZED_TRIES",
     "Action",
     "CloseConnection",
     "FrameVerdict",
     "Match",
     "MatchState",
     "OpenConnection",
+    "ReplaceConnection",
     "Retire",
     "Subscribe",
     "SubscriptionBook",
@@ -33,6 +42,9 @@ __all__ = [
 ]
 
 TERMINAL_STATUSES = frozenset({"finished", "abandoned", "postponed"})
+#: Messages over the size limit in a row (no snapshot read between them) after which a
+#: match is no longer subscribed: its snapshot would close the connection on every attempt.
+OVERSIZED_TRIES = 3
 
 
 class MatchState(StrEnum):
@@ -50,15 +62,16 @@ class FrameVerdict(Enum):
     IN_ORDER = "in_order"
     GAP = "gap"
     OUT_OF_ORDER = "out_of_order"
-    NOT_FOLLOWED = "not_followed"
 
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    """Send ``subscribe`` for ``match_id`` on connection ``connection``."""
+    """Send ``subscribe`` for ``match_id`` on connection ``connection``; ``resend`` when the
+    previous one went unanswered for ``subscribe_timeout``."""
 
     connection: int
     match_id: int
+    resend: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +97,22 @@ class CloseConnection:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplaceConnection:
+    """Drop connection ``connection`` and connect again: ``unanswered`` of its subscribes got
+    no answer, even sent twice."""
+
+    connection: int
+    unanswered: int
+
+
+@dataclass(frozen=True, slots=True)
 class Retire:
     """``match_id`` has been over for the grace period: ask the control plane to drop it."""
 
     match_id: int
 
 
-Action = Subscribe | Unsubscribe | OpenConnection | CloseConnection | Retire
+Action = Subscribe | Unsubscribe | OpenConnection | CloseConnection | ReplaceConnection | Retire
 
 
 @dataclass(slots=True)
@@ -109,6 +131,12 @@ class Match:
     retry_at: float | None = None
     over_since: float | None = None
     retire_requested: bool = False
+    # Subscribed on a connection that was already up, which may still deliver frames of an
+    # earlier subscription of the match: none is the match's until the new snapshot.
+    fresh: bool = False
+    answer_due: float | None = None  # set by the first tick after a subscribe is sent
+    resent: bool = False
+    oversized: int = 0  # messages over the size limit since its last snapshot
 
     def as_status(self, now: float) -> dict[str, Any]:
         """JSON-ready view for ``/status``."""
@@ -145,11 +173,13 @@ class SubscriptionBook:
         max_matches: int,
         refused_retry: float,
         retire_after: float = 0.0,
+        subscribe_timeout: float = 30.0,
     ) -> None:
         self.per_connection = per_connection
         self.max_matches = max_matches
         self.refused_retry = refused_retry
         self.retire_after = retire_after
+        self.subscribe_timeout = subscribe_timeout
         self._matches: dict[int, Match] = {}
         self._waiting: dict[int, Match] = {}
         self._connections: dict[int, _Connection] = {}
@@ -245,10 +275,9 @@ class SubscriptionBook:
         actions: list[Action] = []
         for match_id in sorted(conn.matches):
             match = self._matches[match_id]
-            if match.state is MatchState.REFUSED:
-                continue
-            match.state = MatchState.PENDING
-            actions.append(Subscribe(connection, match_id))
+            match.fresh = False  # a new connection carries no earlier subscription
+            if match.state is not MatchState.REFUSED:
+                actions.append(self._subscribe(match, connection))
         return actions
 
     def disconnected(self, connection: int) -> None:
@@ -264,19 +293,28 @@ class SubscriptionBook:
 
     # -- frames --------------------------------------------------------------------------
 
+    def holds(self, match_id: int, connection: int, snapshot: bool) -> bool:
+        """True when a data frame of ``match_id`` read from ``connection`` is the match's:
+        it is followed, on that connection, and (after a subscribe on a connection already
+        up) its new snapshot has come or this is it. Any other frame is a stray."""
+        match = self._matches.get(match_id)
+        return (
+            match is not None and match.connection == connection and (snapshot or not match.fresh)
+        )
+
     def on_data(
         self,
         match_id: int,
+        connection: int,
         snapshot: bool,
         seq: int | None,
         sport: str,
         status: str | None,
         now: float,
     ) -> FrameVerdict:
-        """Record a data frame; a :attr:`FrameVerdict.GAP` asks for :meth:`resubscribe`."""
-        match = self._matches.get(match_id)
-        if match is None:
-            return FrameVerdict.NOT_FOLLOWED
+        """Record a data frame :meth:`holds` accepted; a :attr:`FrameVerdict.GAP` asks for
+        :meth:`resubscribe`."""
+        match = self._matches[match_id]
         match.last_frame_at = now
         match.sport = sport
         self._track_status(match, status, now)
@@ -284,6 +322,10 @@ class SubscriptionBook:
         if snapshot:
             match.state = MatchState.ACTIVE
             match.refused_code = match.refused_reason = None
+            match.fresh = False
+            match.answer_due = None
+            match.resent = False
+            match.oversized = 0
         elif seq is not None and match.last_seq is not None:
             if seq <= match.last_seq:
                 return FrameVerdict.OUT_OF_ORDER
@@ -300,36 +342,59 @@ class SubscriptionBook:
             return []
         if not self._connections[match.connection].connected:
             return []
-        match.state = MatchState.PENDING
-        return [Subscribe(match.connection, match_id)]
+        return [self._subscribe(match, match.connection)]
 
-    def on_error(self, match_id: int, code: str | None, reason: str, now: float) -> bool:
-        """Mark ``match_id`` refused by the upstream; ``False`` when it is not followed."""
+    def on_error(
+        self, match_id: int, connection: int, code: str | None, reason: str, now: float
+    ) -> bool:
+        """Mark ``match_id`` refused by the upstream; ``False`` when the refusal came from a
+        connection that does not hold it (or it is not followed)."""
         match = self._matches.get(match_id)
-        if match is None:
+        if match is None or match.connection != connection:
             return False
         match.state = MatchState.REFUSED
+        match.answer_due = None
         match.refused_code = code or "unknown"
         match.refused_reason = reason
         match.retry_at = now + self.refused_retry
         return True
 
+    def on_oversized(self, match_id: int, connection: int) -> bool:
+        """A message of ``match_id`` over the size limit ended ``connection``. The
+        :data:`OVERSIZED_TRIES`-th in a row refuses the match for good (code
+        ``message_too_big``, not retried by itself: a ``remove`` then ``add`` tries again);
+        ``True`` then."""
+        match = self._matches.get(match_id)
+        if match is None or match.connection != connection:
+            return False
+        match.oversized += 1
+        if match.oversized < OVERSIZED_TRIES:
+            return False
+        match.state = MatchState.REFUSED
+        match.refused_code = "message_too_big"
+        match.refused_reason = f"{match.oversized} messages over the size limit in a row"
+        match.retry_at = match.answer_due = None
+        return True
+
     # -- time ----------------------------------------------------------------------------
 
     def tick(self, now: float) -> list[Action]:
-        """Retry refused matches that are due and retire matches over for long enough."""
+        """Retry refused matches that are due, send unanswered subscribes again (or replace
+        their connection) and retire matches over for long enough."""
         actions: list[Action] = []
+        unanswered: dict[int, int] = {}  # connection → subscribes unanswered twice
         for match in self._matches.values():
-            if (
-                match.state is MatchState.REFUSED
-                and match.retry_at is not None
-                and now >= match.retry_at
-                and match.connection is not None
-                and self._connections[match.connection].connected
-            ):
-                match.state = MatchState.PENDING
-                match.retry_at = None
-                actions.append(Subscribe(match.connection, match.match_id))
+            connection = match.connection
+            if connection is not None and self._connections[connection].connected:
+                if match.state is MatchState.PENDING:
+                    self._chase(match, connection, now, actions, unanswered)
+                elif (
+                    match.state is MatchState.REFUSED
+                    and match.retry_at is not None
+                    and now >= match.retry_at
+                ):
+                    match.retry_at = None
+                    actions.append(self._subscribe(match, connection))
             if (
                 self.retire_after > 0
                 and match.over_since is not None
@@ -338,7 +403,31 @@ class SubscriptionBook:
             ):
                 match.retire_requested = True
                 actions.append(Retire(match.match_id))
+        actions.extend(ReplaceConnection(c, n) for c, n in sorted(unanswered.items()))
         return actions
+
+    def _chase(
+        self,
+        match: Match,
+        connection: int,
+        now: float,
+        actions: list[Action],
+        unanswered: dict[int, int],
+    ) -> None:
+        """Start the answer deadline of a subscribe just sent, or act on one that passed:
+        send it again once, then ask for its connection to be replaced."""
+        if match.answer_due is None:
+            match.answer_due = now + self.subscribe_timeout
+            return
+        if now < match.answer_due:
+            return
+        match.answer_due = now + self.subscribe_timeout  # if the replacement does not happen
+        if match.resent:
+            match.resent = False
+            unanswered[connection] = unanswered.get(connection, 0) + 1
+        else:
+            match.resent = True
+            actions.append(Subscribe(connection, match.match_id, resend=True))
 
     # -- internals -----------------------------------------------------------------------
 
@@ -361,10 +450,18 @@ class SubscriptionBook:
         conn.matches.add(match.match_id)
         match.connection = index
         match.state = MatchState.PENDING
+        match.fresh = conn.connected
         self._matches[match.match_id] = match
         if conn.connected:
-            actions.append(Subscribe(index, match.match_id))
+            actions.append(self._subscribe(match, index))
         return actions
+
+    def _subscribe(self, match: Match, connection: int) -> Subscribe:
+        """A subscribe for ``match``, now pending an answer (a snapshot or an error)."""
+        match.state = MatchState.PENDING
+        match.answer_due = None
+        match.resent = False
+        return Subscribe(connection, match.match_id)
 
     def _track_status(self, match: Match, status: str | None, now: float) -> None:
         match.status = status

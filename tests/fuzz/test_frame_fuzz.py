@@ -176,7 +176,7 @@ def test_every_frame_is_a_record_a_dead_letter_or_a_counted_skip(
     records = 0
     for raw in messages:
         before = _outcomes(metrics)
-        record, actions = processor.process(raw, NOW, 1.0)
+        record, actions = processor.process(raw, NOW, 1.0, 0)
         assert isinstance(actions, list)
         accounted = _outcomes(metrics) - before
         if record is None:
@@ -207,7 +207,7 @@ def _everything(processor: FrameProcessor, metrics: Metrics, messages: list[byte
     """What the processor made of ``messages``: records, actions and every metric sample."""
     made = []
     for raw in messages:
-        record, actions = processor.process(raw, NOW, 1.0)
+        record, actions = processor.process(raw, NOW, 1.0, 0)
         made.append((record, actions))
     processor.publish_counts()
     samples = sorted(
@@ -262,7 +262,7 @@ def test_the_strategies_reach_every_outcome() -> None:
     @settings(max_examples=1000, deadline=None, database=None, derandomize=True)
     @given(frames())
     def run(raw: bytes) -> None:
-        record, _ = processor.process(raw, NOW, 1.0)
+        record, _ = processor.process(raw, NOW, 1.0, 0)
         if record is None:
             seen.add("skip")
         elif record.topic == "dlq":

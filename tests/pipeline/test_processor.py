@@ -12,7 +12,7 @@ from ingester import pipeline
 from ingester.codecs import SportCodecImpl, build_codecs, classify_error
 from ingester.convert.samples import protocol_example
 from ingester.encode import Decoder
-from ingester.observe.metrics import Metrics
+from ingester.observe.metrics import ERROR_CODES, Metrics
 from ingester.pipeline import FrameProcessor
 from ingester.settings import load_settings
 from ingester.upstream.subscriptions import MatchState, Subscribe, SubscriptionBook
@@ -56,7 +56,7 @@ def processor(book: SubscriptionBook, metrics: Metrics) -> FrameProcessor:
 def test_snapshot_becomes_a_keyed_record_with_headers(
     processor: FrameProcessor, book: SubscriptionBook, metrics: Metrics
 ) -> None:
-    record, actions = processor.process(frame("snapshot"), NOW, 1.0)
+    record, actions = processor.process(frame("snapshot"), NOW, 1.0, 0)
     assert record is not None
     assert actions == []
     assert record.topic == "scores"
@@ -82,9 +82,9 @@ def test_frames_are_counted_by_sport_and_op_each_once(
     processor: FrameProcessor, metrics: Metrics
 ) -> None:
     for _ in range(3):
-        processor.process(frame("update", seq=None), NOW, 1.0)
-    processor.process(frame("update", sport="curling"), NOW, 1.0)
-    processor.process(frame("snapshot", "cricket"), NOW, 1.0)
+        processor.process(frame("update", seq=None), NOW, 1.0, 0)
+    processor.process(frame("update", sport="curling"), NOW, 1.0, 0)
+    processor.process(frame("snapshot", "cricket"), NOW, 1.0, 0)
     assert sample(metrics, "sportrix_ingester_frames_total", sport="soccer", op="update") == 0
 
     processor.publish_counts()
@@ -96,7 +96,7 @@ def test_frames_are_counted_by_sport_and_op_each_once(
 
 
 def test_cricket_frames_use_the_cricket_schema(processor: FrameProcessor) -> None:
-    record, _ = processor.process(frame("update", "cricket"), NOW, 1.0)
+    record, _ = processor.process(frame("update", "cricket"), NOW, 1.0, 0)
     assert record is not None
     decoded = Decoder().decode(record.value).record
     assert decoded["sport"] == "cricket"
@@ -106,16 +106,16 @@ def test_cricket_frames_use_the_cricket_schema(processor: FrameProcessor) -> Non
 def test_seq_gap_asks_for_a_snapshot_and_is_counted(
     processor: FrameProcessor, metrics: Metrics
 ) -> None:
-    processor.process(frame("snapshot", seq=10), NOW, 1.0)
-    record, actions = processor.process(frame("update", seq=13), NOW, 1.0)
+    processor.process(frame("snapshot", seq=10), NOW, 1.0, 0)
+    record, actions = processor.process(frame("update", seq=13), NOW, 1.0, 0)
     assert record is not None  # the frame itself is still produced
     assert actions == [Subscribe(0, SOCCER_ID)]
     assert sample(metrics, "sportrix_ingester_seq_gaps_total", sport="soccer") == 1
 
 
 def test_duplicate_is_produced_and_counted(processor: FrameProcessor, metrics: Metrics) -> None:
-    processor.process(frame("snapshot", seq=10), NOW, 1.0)
-    record, _ = processor.process(frame("update", seq=10), NOW, 1.0)
+    processor.process(frame("snapshot", seq=10), NOW, 1.0, 0)
+    record, _ = processor.process(frame("update", seq=10), NOW, 1.0, 0)
     assert record is not None
     assert sample(metrics, "sportrix_ingester_out_of_order_frames_total", sport="soccer") == 1
 
@@ -135,7 +135,7 @@ def test_duplicate_is_produced_and_counted(processor: FrameProcessor, metrics: M
 def test_bad_frames_are_dead_lettered_with_raw_bytes(
     processor: FrameProcessor, metrics: Metrics, raw: bytes, stage: str, key: int | None
 ) -> None:
-    record, _ = processor.process(raw, NOW, 1.0)
+    record, _ = processor.process(raw, NOW, 1.0, 0)
     assert record is not None
     assert record.topic == "dlq"
     assert record.value == raw
@@ -149,7 +149,7 @@ def test_bad_frames_are_dead_lettered_with_raw_bytes(
 
 
 def test_unknown_op_is_skipped_and_counted(processor: FrameProcessor, metrics: Metrics) -> None:
-    assert processor.process(b'{"op":"stats","match_id":1}', NOW, 1.0) == (None, [])
+    assert processor.process(b'{"op":"stats","match_id":1}', NOW, 1.0, 0) == (None, [])
     assert sample(metrics, "sportrix_ingester_skipped_frames_total", reason="unknown_op") == 1
 
 
@@ -158,7 +158,7 @@ def test_frames_of_matches_not_followed_are_skipped_and_counted(
 ) -> None:
     raw = frame("update", match_id=5)
     raw = raw.replace(f'"match_id":{SOCCER_ID}'.encode(), b'"match_id":5', 1)
-    assert processor.process(raw, NOW, 1.0) == (None, [])
+    assert processor.process(raw, NOW, 1.0, 0) == (None, [])
     assert sample(metrics, "sportrix_ingester_skipped_frames_total", reason="not_followed") == 1
 
 
@@ -168,7 +168,7 @@ def test_error_frame_refuses_the_match_with_its_reason(
     raw = orjson.dumps(
         {"op": "error", "match_id": CRICKET_ID, "code": "sport_not_enabled", "error": "no cricket"}
     )
-    assert processor.process(raw, NOW, 1.0) == (None, [])
+    assert processor.process(raw, NOW, 1.0, 0) == (None, [])
     match = book.get(CRICKET_ID)
     assert match is not None
     assert match.state is MatchState.REFUSED
@@ -176,16 +176,46 @@ def test_error_frame_refuses_the_match_with_its_reason(
     assert sample(metrics, "sportrix_ingester_error_frames_total", code="sport_not_enabled") == 1
 
 
+def test_an_error_frame_without_match_id_leaves_the_subscribe_to_its_deadline(
+    processor: FrameProcessor, book: SubscriptionBook
+) -> None:
+    """The contract lets an error frame omit ``match_id``: it refuses nothing, and the
+    subscribe it may have answered is sent again once its deadline passes."""
+    book.tick(0.0)
+    raw = orjson.dumps({"op": "error", "code": "rate_limited", "error": "slow down"})
+    assert processor.process(raw, NOW, 1.0, 0) == (None, [])
+    assert book.get(CRICKET_ID).state is MatchState.PENDING  # type: ignore[union-attr]
+    resent = [Subscribe(0, SOCCER_ID, resend=True), Subscribe(0, CRICKET_ID, resend=True)]
+    assert book.tick(book.subscribe_timeout) == resent
+
+
+def test_error_codes_outside_the_protocol_count_as_other(
+    processor: FrameProcessor, metrics: Metrics
+) -> None:
+    """The ``code`` label takes the protocol's codes only: anything else the upstream sends
+    (a new code, a long or hostile string, none at all) is ``other``."""
+    for code in ("sport_not_enabled", "brand_new_code", "x" * 5000, None, 7):
+        processor.process(orjson.dumps({"op": "error", "code": code, "error": "e"}), NOW, 1.0, 0)
+    codes = {
+        s.labels["code"]: s.value
+        for family in metrics.registry.collect()
+        if family.name == "sportrix_ingester_error_frames"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert codes == {code: 0.0 for code in ERROR_CODES} | {"sport_not_enabled": 1.0, "other": 4.0}
+
+
 def test_a_stray_frame_is_counted_and_leaves_the_book_alone(
     processor: FrameProcessor, book: SubscriptionBook, metrics: Metrics
 ) -> None:
     """Frames read from a connection being closed: counted, never produced, even for a
     match followed (again) by now, and an error frame among them refuses nothing."""
-    processor.process(frame("snapshot", seq=10), NOW, 1.0)
+    processor.process(frame("snapshot", seq=10), NOW, 1.0, 0)
     refusal = {"op": "error", "match_id": SOCCER_ID, "code": "match_not_found", "error": "x"}
     stray = [frame("update", seq=11), frame("snapshot", "cricket"), orjson.dumps(refusal)]
     for raw in stray:
-        assert processor.process_stray(raw, NOW, 2.0) == (None, [])
+        assert processor.process(raw, NOW, 2.0, None) == (None, [])
     processor.publish_counts()
 
     match = book.get(SOCCER_ID)
@@ -200,10 +230,65 @@ def test_a_stray_frame_is_counted_and_leaves_the_book_alone(
     assert sample(metrics, "sportrix_ingester_error_frames_total", code="match_not_found") == 1
 
 
+@pytest.mark.parametrize("lazy_decode", [True, False])
+def test_frames_from_a_connection_that_does_not_hold_the_match_are_skipped(
+    book: SubscriptionBook, metrics: Metrics, lazy_decode: bool
+) -> None:
+    """Match SOCCER_ID moved from connection 0 (still open) to connection 1: connection 0's
+    late frames of it are skipped, both ways, and its late refusal refuses nothing."""
+    codecs, _ = build_codecs(load_settings())
+    processor = FrameProcessor(
+        book, codecs, classify_error, metrics, "scores", "dlq", "pod-1", lazy_decode=lazy_decode
+    )
+    book.per_connection = 2
+    processor.process(frame("snapshot", seq=10), NOW, 1.0, 0)
+    book.unfollow(SOCCER_ID)
+    book.follow(3)  # fills connection 0
+    book.follow(SOCCER_ID)  # now on connection 1
+    book.connected(1)
+    refusal = {"op": "error", "match_id": SOCCER_ID, "code": "rate_limited", "error": "x"}
+    late = [frame("update", seq=11), frame("snapshot", seq=11), orjson.dumps(refusal)]
+    for raw in late:
+        assert processor.process(raw, NOW, 2.0, 0) == (None, [])
+    record, _ = processor.process(frame("snapshot", seq=14), NOW, 3.0, 1)
+    assert record is not None
+    assert processor.process(frame("update", seq=12), NOW, 3.0, 0) == (None, [])
+    record, _ = processor.process(frame("update", seq=15), NOW, 3.0, 1)
+    assert record is not None
+    match = book.get(SOCCER_ID)
+    assert match is not None
+    assert (match.state, match.last_seq, match.connection) == (MatchState.ACTIVE, 15, 1)
+    assert sample(metrics, "sportrix_ingester_skipped_frames_total", reason="not_followed") == 3
+    assert sample(metrics, "sportrix_ingester_out_of_order_frames_total", sport="soccer") == 0
+
+
+def test_a_message_over_the_size_limit_is_dead_lettered_from_its_first_bytes(
+    processor: FrameProcessor, book: SubscriptionBook, metrics: Metrics
+) -> None:
+    head = frame("snapshot")[:500]
+    for _ in range(3):
+        record, actions = processor.process_oversized(head, "frame with 5000000 bytes", NOW, 0)
+        assert record is not None
+        assert actions == []
+        assert (record.topic, record.key, record.value) == ("dlq", str(SOCCER_ID).encode(), head)
+        headers = dict(record.headers)
+        assert headers["stage"] == b"decode"
+        assert headers["error"] == (
+            b"message over the size limit (frame with 5000000 bytes); its first 500 bytes kept"
+        )
+    match = book.get(SOCCER_ID)
+    assert match is not None
+    assert (match.state, match.refused_code) == (MatchState.REFUSED, "message_too_big")
+    record, _ = processor.process_oversized(b"\x00garbage", "too big", NOW, 0)
+    assert record is not None
+    assert record.key is None
+    assert sample(metrics, "sportrix_ingester_dlq_records_total", stage="decode") == 4
+
+
 def test_a_malformed_stray_message_is_dead_lettered(
     processor: FrameProcessor, metrics: Metrics
 ) -> None:
-    record, actions = processor.process_stray(b"{not json", NOW, 1.0)
+    record, actions = processor.process(b"{not json", NOW, 1.0, None)
     assert record is not None
     assert actions == []
     assert (record.topic, record.value) == ("dlq", b"{not json")
@@ -213,7 +298,7 @@ def test_a_malformed_stray_message_is_dead_lettered(
 def test_a_stray_unknown_op_is_skipped_and_counted(
     processor: FrameProcessor, metrics: Metrics
 ) -> None:
-    assert processor.process_stray(b'{"op":"stats","match_id":1}', NOW, 1.0) == (None, [])
+    assert processor.process(b'{"op":"stats","match_id":1}', NOW, 1.0, None) == (None, [])
     assert sample(metrics, "sportrix_ingester_skipped_frames_total", reason="unknown_op") == 1
 
 
@@ -225,7 +310,7 @@ def test_a_valid_data_frame_takes_the_lazy_way_alone(
 
     monkeypatch.setattr(pipeline, "decode_frame", full_decode)
     for raw in (frame("update"), frame("snapshot", "cricket")):
-        record, _ = processor.process(raw, NOW, 1.0)
+        record, _ = processor.process(raw, NOW, 1.0, 0)
         assert record is not None
         assert record.topic == "scores"
 
@@ -237,7 +322,7 @@ def test_a_lazy_way_that_fails_leaves_the_frame_to_the_full_way(
         raise RuntimeError("encoder not prepared")
 
     monkeypatch.setattr(SportCodecImpl, "unchecked_record", broken)
-    record, _ = processor.process(frame("update"), NOW, 1.0)  # does not raise
+    record, _ = processor.process(frame("update"), NOW, 1.0, 0)  # does not raise
     assert record is not None
     assert record.topic == "dlq"
     assert dict(record.headers)["stage"] == b"convert"

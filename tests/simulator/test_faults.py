@@ -224,3 +224,37 @@ async def test_stats_count_frames_by_op_sport_and_match() -> None:
         match = stats["matches"][str(soccer)]
         assert match["snapshots_sent"] == 1
         assert match["updates_sent"] >= 1
+
+
+async def test_ignore_leaves_the_next_subscribes_unanswered() -> None:
+    async with running() as sim, connect(sim) as ws:
+        first, second = live_ids(sim)[:2]
+        status, body = await http_get(sim, f"/_sim/ignore?match_id={first}&count=2")
+        assert (status, body) == (200, {"ignoring": {"match_id": first, "subscribes": 2}})
+        for _ in range(2):
+            await subscribe(ws, first)
+        await subscribe(ws, second)  # answered: the two before it were not
+        frame = await next_frame(ws)
+        assert (frame["op"], frame["match_id"]) == ("snapshot", second)
+        await subscribe(ws, first)
+        frames = await frames_until(ws, lambda fs: bool(fs) and fs[-1]["match_id"] == first)
+        assert frames[-1]["op"] == "snapshot"
+        assert sim.stats()["client_messages"]["ignored_subscribe"] == 2
+        assert (await http_get(sim, "/_sim/ignore?count=1"))[0] == 400
+
+
+async def test_pad_makes_a_matchs_snapshots_larger() -> None:
+    async with running() as sim, connect(sim, max_size=None) as ws:
+        match_id = live_ids(sim)[0]
+        status, body = await http_get(sim, f"/_sim/pad?match_id={match_id}&bytes=100000")
+        assert (status, body) == (200, {"padding": {"match_id": match_id, "bytes": 100000}})
+        await subscribe(ws, match_id)
+        raw = await ws.recv()
+        snapshot = json.loads(raw)
+        assert (snapshot["op"], snapshot["padding"]) == ("snapshot", "x" * 100000)
+        assert snapshot["data"] == json.loads(sim.hub.feeds[match_id].data_json)
+        await http_get(sim, f"/_sim/pad?match_id={match_id}&bytes=0")
+        await subscribe(ws, match_id)
+        frames = await frames_until(ws, lambda fs: bool(fs) and fs[-1]["op"] == "snapshot")
+        assert "padding" not in frames[-1]
+        assert (await http_get(sim, "/_sim/pad?match_id=1&bytes=-1"))[0] == 400
