@@ -108,6 +108,7 @@ class ImageConfig:
 class Pod:
     """The ingester container's settings in rendered manifests, as a kubelet would apply them."""
 
+    name: str
     uid: int
     gid: int
     groups: list[int]
@@ -174,6 +175,7 @@ class Pod:
             else:
                 raise AssertionError(f"volume {mount['name']}: kind not supported here")
         return cls(
+            name=pod_name,
             uid=security["runAsUser"],
             gid=security["runAsGroup"],
             groups=[fs_group] if fs_group is not None else [],
@@ -276,7 +278,7 @@ class Rootfs:
             (self.path / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
         env = {
             **self.config.env,
-            "HOSTNAME": pod.env.get("INGESTER_INSTANCE_ID", self.name),
+            "HOSTNAME": pod.name,
             "HOME": self.home_of(pod.uid),
             **pod.env,
         }
