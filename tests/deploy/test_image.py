@@ -36,6 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 KUBE_VERSION = ("--kube-version", "1.29.0")
 POD_NAME = "ingest-sportrix-ingester-7d9c8b5f4-x2x7q"
+TAG = "localhost/sportrix-ingester:test"
 
 
 def render(helm: Helm, values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -44,15 +45,13 @@ def render(helm: Helm, values: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The Dockerfile built into an image; its id. The test's tag is removed afterwards."""
-    tag = f"localhost/sportrix-ingester:test-{uuid.uuid4().hex[:8]}"
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The Dockerfile built into an image; its id (used from here on, so a concurrent build
+    that moves the tag changes nothing). The tag stays: it keeps the layer cache warm."""
     try:
-        image_id = build(REPO / "Dockerfile", tag, tmp_path_factory.mktemp("image-build"))
+        return build(REPO / "Dockerfile", TAG, tmp_path_factory.mktemp("image-build"))
     except ImageBuildError as exc:
         pytest.fail(str(exc), pytrace=False)
-    yield image_id
-    buildah("rmi", tag)
 
 
 @pytest.fixture(scope="module")
