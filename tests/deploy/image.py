@@ -1,8 +1,8 @@
 """The real container image, built and run without a container engine.
 
-* :func:`build` runs ``scripts/build-image --debian-base`` (buildah when no Docker engine
-  answers) and turns a failed build into one clear message: the step that failed and the last
-  lines it printed.
+* :func:`build` runs ``scripts/build-image --debian-base`` with buildah (even where a Docker
+  engine answers: the image is then read and run through buildah's storage) and turns a failed
+  build into one clear message: the step that failed and the last lines it printed.
 * :class:`ImageConfig` is the built image's own configuration (``buildah inspect``).
 * :class:`Pod` is what the rendered Helm chart gives the ingester's container: user, groups,
   read-only root, env (the ConfigMap it loads plus its own entries), the emptyDirs and Secret
@@ -49,7 +49,7 @@ def buildah(*args: str, timeout: float = 120) -> str:
 
 def failure_message(returncode: int, log: str, log_path: Path) -> str:
     """One clear message for a failed build: the failing step and the output's last lines."""
-    steps = re.findall(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: .*$|^#\d+ \[[^\]]+\] .*$", log, re.M)
+    steps = re.findall(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: .*$", log, re.MULTILINE)
     step = steps[-1] if steps else "(before the first step)"
     tail = "\n".join(f"    {line}" for line in log.strip().splitlines()[-12:])
     return (
@@ -67,6 +67,7 @@ def build(dockerfile: Path, tag: str, workdir: Path) -> str:
             [str(BUILD_SCRIPT), "--debian-base", "-t", tag, "-f", str(dockerfile), "--",
              "--iidfile", str(iidfile)],
             stdout=log, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S, check=False,
+            env={**os.environ, "IMAGE_BUILDER": "buildah"},
         )  # fmt: skip
     if done.returncode != 0:
         text = log_path.read_text(errors="replace")

@@ -11,6 +11,7 @@ SIGTERM to PID 1 must end it with exit 0. The image's own facts are read from th
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import textwrap
@@ -51,7 +52,8 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     try:
         return build(REPO / "Dockerfile", TAG, tmp_path_factory.mktemp("image-build"))
     except ImageBuildError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        failure = str(exc)
+    pytest.fail(failure, pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +216,10 @@ async def test_daemon_runs_from_the_image_with_the_charts_pod_settings(
         for kind, path in sorted(pod.probes.items()):
             status = wait_for_status(base + path, running, 90)
             assert status == 200, f"{kind} {path} answered {status}:\n{running.output()[-3000:]}"
+
+        status, body = http_get(base + "/status")
+        assert status == 200
+        assert json.loads(body)["instance_id"] == POD_NAME  # the downward-API env entry
 
         assert rootfs.config.healthcheck is not None
         code, output = rootfs.run(pod, rootfs.config.healthcheck[1:])
