@@ -77,6 +77,9 @@ func loadSchemas(dir string) (map[[8]byte]*avro.RecordSchema, error) {
 	return schemas, nil
 }
 
+// --8<-- [end:schemas]
+
+// --8<-- [start:fingerprint]
 // specFingerprint is the schema's CRC-64-AVRO fingerprint, little-endian, as the Avro
 // specification defines it. hamba/avro keeps "logicalType" in its canonical form, where the
 // specification (and Avro Java, fastavro) strip it, so the schema is fingerprinted without them.
@@ -115,6 +118,9 @@ func withoutLogicalTypes(v any) any {
 	return v
 }
 
+// --8<-- [end:fingerprint]
+
+// --8<-- [start:decode]
 // decode reads one single-object encoded value with the schema its fingerprint names.
 func decode(schemas map[[8]byte]*avro.RecordSchema, value []byte) (*avro.RecordSchema, MatchState, error) {
 	var state MatchState
@@ -129,7 +135,7 @@ func decode(schemas map[[8]byte]*avro.RecordSchema, value []byte) (*avro.RecordS
 	return schema, state, err
 }
 
-// --8<-- [end:schemas]
+// --8<-- [end:decode]
 
 func main() {
 	if len(os.Args) != 5 {
