@@ -8,17 +8,16 @@ ingester promises about the Kafka record around it: key = ``match_id``, ``schema
 writer schema's full name. ``sportrix-ingester tail`` is built on it; ``docs/consuming.md``
 shows it in a complete consumer::
 
-    async with LiveScoresDecoder() as decoder:
-        score = await decoder.decode(message)  # any aiokafka ConsumerRecord
-        print(score.match_id, score.op, score.seq, score.record["score"])
+    decoder = LiveScoresDecoder()
+    score = await decoder.decode_record(message)  # any aiokafka ConsumerRecord
+    print(score.match_id, score.op, score.seq, score.record["score"])
+    await decoder.close()
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol
 
 from ingester.encode import DecodeFailed, Decoder
@@ -58,30 +57,23 @@ class LiveScore:
     record: dict[str, Any]
 
 
-class LiveScoresDecoder:
+class LiveScoresDecoder(Decoder):
     """Decodes ``live-scores`` records with ``schemas/`` alone, or with a schema registry.
 
-    ``schemas_dir``: the folder of ``.avsc`` files (default: the bundled ``schemas/``).
-    ``registry_url``: the registry that served the producer, for registry wire-format values.
-    ``logical_types``: timestamps as ``datetime`` instead of epoch milliseconds.
+    ``LiveScoresDecoder(schemas_dir=None, *, registry_url=None, logical_types=False)``:
+    ``schemas_dir`` is the folder of ``.avsc`` files (default: the bundled ``schemas/``),
+    ``registry_url`` the registry that served the producer (for registry wire-format values),
+    ``logical_types`` gives timestamps as ``datetime`` instead of epoch milliseconds. Call
+    :meth:`close` when done (it releases the registry client).
     """
 
-    def __init__(
-        self,
-        schemas_dir: Path | None = None,
-        *,
-        registry_url: str | None = None,
-        logical_types: bool = False,
-    ) -> None:
-        self._decoder = Decoder(schemas_dir, registry_url=registry_url, logical_types=logical_types)
-
-    async def decode(self, message: KafkaMessage) -> LiveScore:
-        """Decode one record; raise :class:`DecodeFailed` (one line) when it is not one the
+    async def decode_record(self, message: KafkaMessage) -> LiveScore:
+        """Decode one Kafka record; raise :class:`DecodeFailed` (one line) when it is not one the
         ingester wrote: no value, an unknown schema, a corrupt body, or a key or ``schema``
         header that disagrees with the record."""
         if message.value is None:
             raise DecodeFailed("no value")
-        decoded = await self._decoder.decode_async(message.value)
+        decoded = await self.decode_async(message.value)
         record = decoded.record
         key = None if message.key is None else message.key.decode(errors="replace")
         if key != str(record["match_id"]):
@@ -95,18 +87,3 @@ class LiveScoresDecoder:
         return LiveScore(
             record["match_id"], decoded.schema_name, record["op"], record["seq"], record
         )
-
-    async def close(self) -> None:
-        """Release the registry client, if any."""
-        await self._decoder.close()
-
-    async def __aenter__(self) -> LiveScoresDecoder:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()

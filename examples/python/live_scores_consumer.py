@@ -29,26 +29,27 @@ async def consume(bootstrap: str, topic: str, max_records: int, registry_url: st
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
+    decoder = LiveScoresDecoder(registry_url=registry_url)
     await consumer.start()
     seen = 0
     try:
-        async with LiveScoresDecoder(registry_url=registry_url) as decoder:
-            async for message in consumer:
-                score = await decoder.decode(message)
-                line = {
-                    "partition": message.partition,
-                    "offset": message.offset,
-                    "key": message.key.decode() if message.key else None,
-                    "schema": dict(message.headers)["schema"].decode(),
-                    "name": score.schema_name,
-                    "record": score.record,
-                }
-                print(orjson.dumps(line).decode(), flush=True)
-                seen += 1
-                if seen == max_records:
-                    return
+        async for message in consumer:
+            score = await decoder.decode_record(message)
+            line = {
+                "partition": message.partition,
+                "offset": message.offset,
+                "key": message.key.decode() if message.key else None,
+                "schema": dict(message.headers)["schema"].decode(),
+                "name": score.schema_name,
+                "record": score.record,
+            }
+            print(orjson.dumps(line).decode(), flush=True)
+            seen += 1
+            if seen == max_records:
+                return
     finally:
         await consumer.stop()
+        await decoder.close()
 
 
 # --8<-- [end:consume]

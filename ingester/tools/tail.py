@@ -100,7 +100,7 @@ async def tail(
 
 async def _line(decoder: LiveScoresDecoder, message: KafkaMessage, as_json: bool) -> str:
     try:
-        record = (await decoder.decode(message)).record
+        record = (await decoder.decode_record(message)).record
     except DecodeFailed as exc:
         return f"(undecodable: {exc})"
     if as_json:

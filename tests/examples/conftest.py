@@ -81,14 +81,15 @@ async def daemon_wrote(
         total = await record_count(bootstrap, topics.data)
         await reader.poll_until(lambda rs: len(rs) == total, f"all {total} records")
         records, sent = [], {}
-        async with LiveScoresDecoder(registry_url=registry_url) as decoder:
-            for record in reader.records:
-                score = await decoder.decode(record)
-                records.append(replace(record, decoded=score.record))
-                if (score.match_id, score.seq) not in sent:
-                    sent[(score.match_id, score.seq)] = simulator.state_at(
-                        score.match_id, score.seq or 0
-                    )
+        decoder = LiveScoresDecoder(registry_url=registry_url)
+        for record in reader.records:
+            score = await decoder.decode_record(record)
+            records.append(replace(record, decoded=score.record))
+            if (score.match_id, score.seq) not in sent:
+                sent[(score.match_id, score.seq)] = simulator.state_at(
+                    score.match_id, score.seq or 0
+                )
+        await decoder.close()
         yield Written(bootstrap, topics.data, records, sent)
     finally:
         await reader.close()
