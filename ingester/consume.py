@@ -1,8 +1,9 @@
 """Read ``live-scores`` from Python: the package's public, typed decoding API.
 
 Every value names the schema that wrote it. A single-object encoded value (the default) starts
-``C3 01`` and the CRC-64-AVRO fingerprint of a ``.avsc`` file in ``schemas/``; a registry
-wire-format value (``SCHEMA_REGISTRY_URL``) starts ``00`` and a schema id the registry serves.
+``C3 01`` and the CRC-64-AVRO fingerprint of a ``.avsc`` file in ``schemas/`` (or of a release
+in ``schemas/released/``); a registry wire-format value (``SCHEMA_REGISTRY_URL``) starts ``00``
+and a schema id the registry serves.
 :class:`LiveScoresDecoder` picks the schema that way, decodes the body, and checks what the
 ingester promises about the Kafka record around it: key = ``match_id``, ``schema`` header = the
 writer schema's full name. ``sportrix-ingester tail`` is built on it; ``docs/consuming.md``
@@ -26,7 +27,7 @@ __all__ = ["DecodeFailed", "KafkaMessage", "LiveScore", "LiveScoresDecoder"]
 
 
 class KafkaMessage(Protocol):
-    """What :meth:`LiveScoresDecoder.decode` reads of a Kafka record (aiokafka's has it)."""
+    """What :meth:`LiveScoresDecoder.decode_record` reads of a Kafka record (aiokafka's has it)."""
 
     @property
     def key(self) -> bytes | None:
