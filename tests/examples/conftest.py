@@ -54,11 +54,20 @@ class Written:
     sent: dict[tuple[int, int], dict[str, Any]]
 
 
+def long_cricket_match(simulator: Simulator) -> int:
+    """A live cricket Test match: thousands of changes long, so it never ends during a test
+    (a live T20 may be a few dozen changes from its end, seconds at the tests' rate)."""
+    for match_id in simulator.matches("cricket"):
+        if simulator.get(f"/_sim/matches/{match_id}")["format"] == "Test":
+            return match_id
+    raise AssertionError("the simulator's catalogue has no live cricket Test match")
+
+
 @asynccontextmanager
 async def daemon_wrote(
     tmp: Path, bootstrap: str, registry_url: str | None = None
 ) -> AsyncIterator[Written]:
-    """Two soccer matches and one cricket match, simulator → daemon → the test broker.
+    """Two soccer matches and a cricket Test match, simulator → daemon → the test broker.
 
     The daemon is stopped (flushed) before the tests read, so the topic no longer changes.
     ``registry_url``: the daemon writes the registry wire format, registering with it.
@@ -70,7 +79,7 @@ async def daemon_wrote(
     daemon = Daemon(tmp, bootstrap, simulator.url, topics, **settings)
     reader = TopicReader(bootstrap, topics.data, decode=False)
     try:
-        matches = simulator.matches("soccer")[:2] + simulator.matches("cricket")[:1]
+        matches = [*simulator.matches("soccer")[:2], long_cricket_match(simulator)]
         await daemon.wait_ready()
         await add_matches(bootstrap, topics.config, matches)
         await reader.poll_until(
