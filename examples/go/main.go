@@ -4,7 +4,7 @@
 //
 // Values are Avro single-object encoded: C3 01, the writer schema's CRC-64-AVRO fingerprint
 // (8 bytes, little-endian), then the Avro body. The writer schema is picked by that fingerprint
-// among the .avsc files of the schemas folder.
+// among the .avsc files of the schemas folder and of its released/ folder.
 //
 //	usage: live-scores-consumer BOOTSTRAP_SERVERS TOPIC SCHEMAS_DIR MAX_RECORDS
 //
@@ -46,13 +46,15 @@ type Line struct {
 }
 
 // --8<-- [start:schemas]
-// loadSchemas parses every .avsc file of dir, keyed by its fingerprint as single-object
-// encoding writes it.
+// loadSchemas parses every .avsc file of dir and of dir/released (earlier versions), keyed by
+// its fingerprint as single-object encoding writes it.
 func loadSchemas(dir string) (map[[8]byte]*avro.RecordSchema, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "*.avsc"))
 	if err != nil || len(paths) == 0 {
 		return nil, fmt.Errorf("no .avsc file in %s", dir)
 	}
+	released, _ := filepath.Glob(filepath.Join(dir, "released", "*.avsc"))
+	paths = append(paths, released...)
 	schemas := make(map[[8]byte]*avro.RecordSchema)
 	for _, path := range paths {
 		text, err := os.ReadFile(path)

@@ -24,7 +24,8 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  *
  * <p>Values are Avro single-object encoded: {@code C3 01}, the writer schema's CRC-64-AVRO
  * fingerprint (8 bytes, little-endian), then the Avro body. The writer schema is picked by that
- * fingerprint among the {@code .avsc} files of the schemas folder.
+ * fingerprint among the {@code .avsc} files of the schemas folder and of its {@code released/}
+ * folder (earlier versions of the schemas).
  *
  * <pre>
  * usage: LiveScoresConsumer generic|specific BOOTSTRAP_SERVERS TOPIC SCHEMAS_DIR MAX_RECORDS
@@ -63,7 +64,8 @@ public final class LiveScoresConsumer {
               + " MAX_RECORDS");
       System.exit(2);
     }
-    List<AvscFiles> schemas = AvscFiles.load(Path.of(args[3]));
+    // Every release too, so values of older writers are found by their fingerprint.
+    List<AvscFiles> schemas = AvscFiles.loadWithReleases(Path.of(args[3]));
     ValueDecoder decoder =
         args[0].equals("generic") ? new GenericDecoding(schemas) : new SpecificDecoding(schemas);
     long maxRecords = Long.parseLong(args[4]);
