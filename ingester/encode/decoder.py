@@ -1,4 +1,9 @@
-"""Decode Kafka values back into records, with ``schemas/`` alone (or a schema registry)."""
+"""Decode Kafka values back into records, with ``schemas/`` alone (or a schema registry).
+
+Values written with an earlier release of a schema (``schemas/released/*.avsc``, see
+``docs/schemas.md``) are found by their fingerprint too, and resolved to the current schema of
+the same name, so a consumer reads every release in today's shape.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import fastavro
 from ingester.encode.encoders import REGISTRY_MAGIC, SINGLE_OBJECT_MAGIC
 from ingester.encode.errors import DecodeFailed
 from ingester.encode.registry import SchemaRegistryClient
-from ingester.encode.schemas import load_schemas
+from ingester.encode.schemas import find_schemas_dir, load_schema, load_schemas
 
 __all__ = ["Decoded", "Decoder"]
 
@@ -30,6 +35,8 @@ class Decoded:
 class _Reader:
     name: str
     parsed: Any
+    #: The current schema, when ``parsed`` is an earlier release's (Avro schema resolution).
+    resolved_to: Any = None
 
 
 def _without_logical_types(schema: Any) -> Any:
@@ -63,10 +70,21 @@ class Decoder:
         logical_types: bool = False,
     ) -> None:
         self._logical_types = logical_types
+        directory = find_schemas_dir(schemas_dir)
+        current = {schema.name: schema for schema in load_schemas(directory).values()}
         self._by_fingerprint = {
             schema.fingerprint: _reader(schema.definition, logical_types)
-            for schema in load_schemas(schemas_dir).values()
+            for schema in current.values()
         }
+        for path in sorted((directory / "released").glob("*.avsc")):
+            release = load_schema(path)
+            now = current.get(release.name)
+            if now is not None and release.fingerprint not in self._by_fingerprint:
+                writer = _reader(release.definition, logical_types)
+                reader = _reader(now.definition, logical_types).parsed
+                self._by_fingerprint[release.fingerprint] = _Reader(
+                    writer.name, writer.parsed, reader
+                )
         self._by_registry_id: dict[int, _Reader] = {}
         self._registry = SchemaRegistryClient(registry_url) if registry_url else None
 
@@ -108,7 +126,7 @@ class Decoder:
         body = io.BytesIO(value)
         body.seek(offset)
         try:
-            record = fastavro.schemaless_reader(body, reader.parsed, None)
+            record = fastavro.schemaless_reader(body, reader.parsed, reader.resolved_to)
         except Exception as exc:  # a corrupt body surfaces as several exception types
             raise DecodeFailed(f"{reader.name}: corrupt body: {type(exc).__name__}") from None
         if body.tell() != len(value) or not isinstance(record, dict):

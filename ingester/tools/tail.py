@@ -1,6 +1,7 @@
 """``sportrix-ingester tail``: consume ``live-scores``, decode with ``schemas/``, print lines.
 
-One line per record, in the style of the vendor's example::
+Records are decoded with :class:`ingester.consume.LiveScoresDecoder`, the package's public
+decoding API. One line per record, in the style of the vendor's example::
 
     41282 update  seq=1234  Arsenal 1-0 Chelsea [63:12 2H] Arsenal attack
     90211 update  seq=77    India 154/3 (27.4) - FOUR! Kohli drives through cover
@@ -19,7 +20,7 @@ from typing import Any, TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from ingester.encode import DecodeFailed, Decoder
+from ingester.consume import DecodeFailed, KafkaMessage, LiveScoresDecoder
 from ingester.produce.kafka_client import client_kwargs
 from ingester.settings import KAFKA_FIELDS, Settings, add_setting_flags, load_settings
 
@@ -71,7 +72,7 @@ async def tail(
     out: TextIO,
 ) -> int:
     """Print records until ``limit`` were printed (or forever); returns the count."""
-    decoder = Decoder(settings.schemas_dir, registry_url=settings.schema_registry_url)
+    decoder = LiveScoresDecoder(settings.schemas_dir, registry_url=settings.schema_registry_url)
     consumer = AIOKafkaConsumer(
         settings.topic,
         **client_kwargs(settings),
@@ -87,7 +88,7 @@ async def tail(
                 for message in records:
                     if match_ids and int(message.key or b"0") not in match_ids:
                         continue
-                    print(_line(decoder, message.value, as_json), file=out, flush=True)
+                    print(await _line(decoder, message, as_json), file=out, flush=True)
                     printed += 1
                     if limit is not None and printed >= limit:
                         return printed
@@ -97,14 +98,11 @@ async def tail(
     return printed
 
 
-def _line(decoder: Decoder, value: bytes | None, as_json: bool) -> str:
-    if value is None:
-        return "(null value)"
+async def _line(decoder: LiveScoresDecoder, message: KafkaMessage, as_json: bool) -> str:
     try:
-        decoded = decoder.decode(value)
+        record = (await decoder.decode_record(message)).record
     except DecodeFailed as exc:
         return f"(undecodable: {exc})"
-    record = decoded.record
     if as_json:
         return orjson.dumps(record).decode()
     lag = ""
