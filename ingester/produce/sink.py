@@ -6,9 +6,11 @@ past the producer's own retries, a fatal idempotence error such as the
 ``OutOfOrderSequenceNumber`` an aiokafka producer can get stuck on after an outage), the
 producer is closed and rebuilt with backoff, and the records not acknowledged are sent
 again, in their original order. Per-match order therefore holds across retries; a record
-whose acknowledgement was lost may be written twice (at-least-once), never dropped, except
-a record Kafka refuses for good (larger than the broker accepts, corrupt): that one is
-logged, counted in ``produce_errors_total`` and skipped, so it cannot stall every match.
+whose acknowledgement was lost may be written twice (at-least-once), never dropped. A batch
+the broker refuses as too large (over the topic's ``max.message.bytes``) is split and sent
+again, down to single records; only a record Kafka refuses for good on its own (too large,
+corrupt) is dropped: logged, counted in ``records_dropped_total`` and skipped, so it cannot
+stall every match.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from aiokafka.errors import (
     CorruptRecordException,
     InvalidTopicError,
     MessageSizeTooLargeError,
+    RecordListTooLargeError,
     RecordTooLargeError,
 )
 from aiokafka.partitioner import DefaultPartitioner
@@ -41,13 +44,10 @@ __all__ = ["KafkaSink"]
 log = logging.getLogger(__name__)
 
 _BATCH_LIMIT = 2000
+#: The broker refuses a batch as too large: its records are sent again in smaller batches.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
 #: Errors that no retry can fix for that one record; retrying would stall every match.
-_UNWRITABLE = (
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-    CorruptRecordException,
-    InvalidTopicError,
-)
+_UNWRITABLE = (*_TOO_LARGE, CorruptRecordException, InvalidTopicError)
 _PROBE_INTERVAL = 5.0
 #: Records larger than this are sent alone with ``send()`` (it enforces max_request_size).
 _LARGE = 128 * 1024
@@ -75,6 +75,7 @@ class KafkaSink:
         self._produce_latency = metrics.produce_latency.labels()
         self._by_sport: dict[str, tuple[Counter, HistogramSeries]] = {}
         self._partitions: dict[str, tuple[frozenset[int], dict[bytes, int]]] = {}
+        self._limits: dict[str, int] = {}  # learned batch limits (bytes), by topic
 
     async def run(self) -> None:
         """Start the producer, then deliver batches forever (cancel to stop)."""
@@ -121,20 +122,26 @@ class KafkaSink:
         try:
             while pending:
                 producer = await self._ensure_producer()
-                pending = await self._send(producer, pending)
-                if pending:
+                pending, failed = await self._send(producer, pending)
+                if failed:
                     await self._rebuild()
         finally:
             self._sending_since = None
 
-    async def _send(self, producer: AIOKafkaProducer, records: list[OutRecord]) -> list[OutRecord]:
-        """Send ``records``; return those Kafka did not acknowledge, in order.
+    async def _send(
+        self, producer: AIOKafkaProducer, records: list[OutRecord]
+    ) -> tuple[list[OutRecord], bool]:
+        """Send ``records`` once; return those still to send, in order, and whether a send
+        failed (then the producer is rebuilt before the next try).
 
         Records go into one ``BatchBuilder`` per partition (one future per batch, not per
-        record), the partition chosen as the default partitioner does (murmur2 of the key).
-        Records without a key or over :data:`_LARGE` bytes go alone through ``send()``
-        (which checks the size limit), between the batches of their partition, so the order
-        within a partition is kept.
+        record), the partition chosen as the default partitioner does (murmur2 of the key);
+        records without a key or over :data:`_LARGE` bytes go alone through ``send()``
+        (which checks the size limit). A partition gets one send unit per call, so when
+        one fails nothing newer of that partition went out: what is sent again keeps the
+        order. A batch the broker finds too large is not dropped: the topic's batch limit
+        is halved (:meth:`_shrink`) and its records are sent again in smaller batches;
+        only a record too large on its own is dropped (:meth:`_drop`).
         """
         units: list[tuple[str, int | None, Any, list[OutRecord]]] = []
         error: BaseException | None = None
@@ -142,8 +149,10 @@ class KafkaSink:
             units = await self._group(producer, records)
         except Exception as exc:
             error = exc
-        sent: list[tuple[list[OutRecord], asyncio.Future[Any]]] = []
-        unsent: list[OutRecord] = [] if units else list(records)
+        grouped = {id(r) for _, _, _, members in units for r in members}
+        retry = {id(r) for r in records if id(r) not in grouped}  # the next round's
+        sent: list[tuple[str, list[OutRecord], asyncio.Future[Any]]] = []
+        failed = False
         for index, (topic, partition, builder, members) in enumerate(units):
             try:
                 if builder is None:
@@ -154,46 +163,77 @@ class KafkaSink:
                 else:
                     future = await producer.send_batch(builder, topic, partition=partition)
             except _UNWRITABLE as exc:
-                for record in members:
-                    self._drop(record, exc)
+                retry.update(self._refused(topic, members, exc))
                 continue
             except Exception as exc:
                 error = exc
-                unsent = [r for _, _, _, rest in units[index:] for r in rest]
+                retry.update(id(r) for _, _, _, rest in units[index:] for r in rest)
                 break
-            sent.append((members, future))
+            sent.append((topic, members, future))
         if error is not None:
             self._count_error(error)
-        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+            failed = True
+        results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
         now = time.time()
-        failed = {id(r) for r in unsent}
         acknowledged: list[OutRecord] = []
-        for (members, _), result in zip(sent, results, strict=True):
+        for (topic, members, _), result in zip(sent, results, strict=True):
             if not isinstance(result, BaseException):
                 acknowledged += members
-                continue
-            for record in members:
-                if isinstance(result, _UNWRITABLE):
-                    self._drop(record, result)
-                else:
-                    self._count_error(result)
-                    failed.add(id(record))
-                    error = error or result
+            elif isinstance(result, _UNWRITABLE):
+                retry.update(self._refused(topic, members, result))
+            else:
+                self._count_error(result)
+                retry.update(id(r) for r in members)
+                failed = True
+                error = error or result
         self._acknowledged(acknowledged, now)
         if error is not None:
             self._mark_down(error)
-        return [r for r in records if id(r) in failed] if failed else []
+        return [r for r in records if id(r) in retry], failed
+
+    def _refused(self, topic: str, members: list[OutRecord], error: BaseException) -> list[int]:
+        """Kafka refused a send unit for good: the ids of its records to send again.
+
+        A unit of several records the broker found too large is split (the topic's batch
+        limit halved); a record refused alone, or a unit refused for another reason
+        (corrupt, invalid topic), is dropped.
+        """
+        self._count_error(error)
+        if len(members) > 1 and isinstance(error, _TOO_LARGE):
+            self._shrink(topic, sum(_size(r) for r in members))
+            return [id(r) for r in members]
+        for record in members:
+            self._drop(record, error)
+        return []
+
+    def _shrink(self, topic: str, refused: int) -> None:
+        """Batches of ``refused`` bytes are too large for ``topic``: halve its batch limit."""
+        limit = refused // 2
+        if limit < self._limits.get(topic, refused):
+            self._limits[topic] = limit
+            log.warning(
+                "topic %s refused a batch of %d bytes (over its max.message.bytes): "
+                "sending its records again in batches of at most %d bytes",
+                topic,
+                refused,
+                limit,
+            )
 
     async def _group(
         self, producer: AIOKafkaProducer, records: list[OutRecord]
     ) -> list[tuple[str, int | None, Any, list[OutRecord]]]:
-        """``records`` as send units in order: ``(topic, partition, builder, members)``.
+        """Send units for a prefix of each partition's ``records``:
+        ``(topic, partition, builder, members)``, at most one per partition.
 
-        ``builder`` is ``None`` for a record sent alone with ``send()``.
+        ``builder`` is ``None`` for a record sent alone with ``send()``. A partition's unit
+        ends when its batch is full or reaches the topic's learned limit; that partition's
+        later records are left for the next round.
         """
         units: list[tuple[str, int | None, Any, list[OutRecord]]] = []
         open_batches: dict[tuple[str, int], tuple[Any, list[OutRecord]]] = {}
+        full: set[tuple[str, int]] = set()
         topics: dict[str, frozenset[int]] = {}
+        limits = self._limits
         for record in records:
             key = record.key
             if key is None:
@@ -204,23 +244,27 @@ class KafkaSink:
                 partitions = topics[record.topic] = frozenset(
                     await producer.partitions_for(record.topic)
                 )
-            partition = self._partition_of(record.topic, partitions, key)
-            target = (record.topic, partition)
-            if len(record.value) > _LARGE:
-                open_batches.pop(target, None)
-                units.append((record.topic, partition, None, [record]))
+            target = (record.topic, self._partition_of(record.topic, partitions, key))
+            if target in full:
                 continue
             batch = open_batches.get(target)
+            if len(record.value) > _LARGE:
+                full.add(target)
+                if batch is None:
+                    units.append((*target, None, [record]))
+                continue
+            if batch is None:
+                batch = open_batches[target] = (producer.create_batch(), [])
+                units.append((*target, batch[0], batch[1]))
+            elif (limit := limits.get(record.topic)) and batch[0].size() + _size(record) > limit:
+                full.add(target)
+                continue
             if (
-                batch is None
-                or batch[0].append(
-                    key=key, value=record.value, timestamp=None, headers=record.headers
-                )
+                batch[0].append(key=key, value=record.value, timestamp=None, headers=record.headers)
                 is None
             ):
-                batch = open_batches[target] = (producer.create_batch(), [])
-                batch[0].append(key=key, value=record.value, timestamp=None, headers=record.headers)
-                units.append((record.topic, partition, batch[0], batch[1]))
+                full.add(target)
+                continue
             batch[1].append(record)
         return units
 
@@ -237,7 +281,7 @@ class KafkaSink:
 
     def _drop(self, record: OutRecord, error: BaseException) -> None:
         """A record Kafka will never take (too large, corrupt): count it, say so, move on."""
-        self._count_error(error)
+        self._metrics.records_dropped.labels(error=type(error).__name__).inc()
         log.error(
             "record dropped: Kafka refuses it for good (%s); topic %s, key %s, %d bytes",
             type(error).__name__,
@@ -310,6 +354,10 @@ class KafkaSink:
         producer, self._producer = self._producer, None
         if producer is not None:
             await _close_quietly(producer)
+
+
+def _size(record: OutRecord) -> int:
+    return len(record.value) + len(record.key or b"")
 
 
 async def _close_quietly(producer: AIOKafkaProducer) -> None:

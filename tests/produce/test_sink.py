@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -133,6 +134,10 @@ async def test_a_record_kafka_refuses_for_good_is_dropped_and_counted_not_retrie
         "sportrix_ingester_produce_errors_total", {"error": "MessageSizeTooLargeError"}
     )
     assert errors == 1
+    dropped = metrics.registry.get_sample_value(
+        "sportrix_ingester_records_dropped_total", {"error": "MessageSizeTooLargeError"}
+    )
+    assert dropped == 1
     assert any("record dropped" in r.getMessage() for r in caplog.records)
 
 
@@ -212,3 +217,65 @@ async def test_a_stuck_producer_is_rebuilt_and_the_unacknowledged_records_resent
         registry.get_sample_value("sportrix_ingester_records_produced_total", {"sport": "soccer"})
         == count
     )
+
+
+async def test_an_oversized_batch_is_split_down_to_the_record_kafka_refuses_alone(
+    kafka: object, topic_factory: TopicFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Against a topic whose ``max.message.bytes`` is far below a full batch, every record
+    that fits alone lands, in order per key; only the one too large on its own is dropped,
+    logged and counted."""
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    topic = await topic_factory(partitions=3, config={"max.message.bytes": "20000"})
+    metrics = Metrics(CollectorRegistry())
+    buffer = RecordBuffer(capacity=1000)
+    sink = KafkaSink(
+        buffer,
+        metrics,
+        lambda: AIOKafkaProducer(  # as the daemon builds it (app.Daemon._new_producer)
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        ),
+    )
+    records = [
+        OutRecord(
+            topic=topic,
+            key=str(41000 + n % 30).encode(),
+            value=f"{n:06d}".encode() + os.urandom(60_000 if n == 250 else 1_000),
+            headers=[],
+            received_at=time.time(),
+            sport="soccer",
+        )
+        for n in range(500)
+    ]
+    for record in records:  # buffered before the sink runs: one take, batches of ~500 KiB
+        await buffer.put(record)
+    task = asyncio.create_task(sink.run())
+    try:
+        await asyncio.wait_for(buffer.drained(), 60)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    seen = await read_all(bootstrap, topic, 499)
+    numbers = [int(v[:6]) for _, v in seen]
+    assert sorted(numbers) == [n for n in range(500) if n != 250], "all but the oversized one"
+    for key in {k for k, _ in seen}:
+        mine = [int(v[:6]) for k, v in seen if k == key]
+        assert mine == sorted(mine), f"key {key!r}: order broken by the split"
+    registry = metrics.registry
+    assert (
+        registry.get_sample_value(
+            "sportrix_ingester_records_dropped_total", {"error": "MessageSizeTooLargeError"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value("sportrix_ingester_records_produced_total", {"sport": "soccer"})
+        == 499
+    )
+    dropped = [r.getMessage() for r in caplog.records if "record dropped" in r.getMessage()]
+    assert len(dropped) == 1, dropped
+    assert "key 41010" in dropped[0], dropped
