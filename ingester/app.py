@@ -46,8 +46,6 @@ __all__ = ["Daemon", "register"]
 log = logging.getLogger("ingester")
 
 _TICK_SECONDS = 1.0
-#: A batch waiting this long for Kafka's acknowledgement makes the instance not ready.
-_ACK_STALL_SECONDS = 10.0
 
 
 class Daemon:
@@ -194,7 +192,7 @@ class Daemon:
             problems.append("starting: checking topics and schemas")
         if not self.sink.connected:
             problems.append(f"Kafka producer not connected: {self.sink.last_error or 'starting'}")
-        elif self.sink.waiting_for() > _ACK_STALL_SECONDS:
+        elif self.sink.stalled:
             problems.append(f"Kafka has not acknowledged for {self.sink.waiting_for():.0f}s")
         if not self.config.replayed:
             problems.append("config topic not replayed yet")
@@ -302,10 +300,10 @@ class Daemon:
     async def _shutdown(self) -> int:
         """Stop reading, flush, and only then leave the group: the replicas that take this
         one's matches over start after its last record is in Kafka (or the flush timed out)."""
-        log.info("stopping: no more reading; flushing %d records", self.buffer.unacknowledged)
         self._stopping = True
         await self._supervisor.stop("ticker", "prepare")
-        await self.pool.stop()
+        await self.pool.stop()  # a record waiting for room is queued all the same
+        log.info("stopping: no more reading; flushing %d records", self.buffer.unacknowledged)
         flushed = True
         if self._started:
             try:

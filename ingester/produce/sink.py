@@ -39,7 +39,7 @@ from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 from ingester.upstream.backoff import Backoff
 
-__all__ = ["KafkaSink"]
+__all__ = ["ACK_STALL_SECONDS", "KafkaSink"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ _TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeE
 #: Errors that no retry can fix for that one record; retrying would stall every match.
 _UNWRITABLE = (*_TOO_LARGE, CorruptRecordException, InvalidTopicError)
 _PROBE_INTERVAL = 5.0
+#: A batch waiting this long for Kafka's acknowledgement is a stall: logged once, and the
+#: instance is not ready. A partition leader moving (a broker's controlled restart) holds
+#: acknowledgements for a few seconds and must not flap readiness; a third of the 30 s
+#: request timeout leaves 20 s of warning before the first send fails.
+ACK_STALL_SECONDS = 10.0
 #: Records larger than this are sent alone with ``send()`` (it enforces max_request_size).
 _LARGE = 128 * 1024
 _PARTITIONER = DefaultPartitioner()
@@ -72,6 +77,7 @@ class KafkaSink:
         self.connected = False
         self.last_error: str | None = None
         self._sending_since: float | None = None
+        self._stall_logged = False  # the current batch's stall has been logged
         self._produce_latency = metrics.produce_latency.labels()
         self._by_sport: dict[str, tuple[Counter, HistogramSeries]] = {}
         self._partitions: dict[str, tuple[frozenset[int], dict[bytes, int]]] = {}
@@ -79,6 +85,7 @@ class KafkaSink:
 
     async def run(self) -> None:
         """Start the producer, then deliver batches forever (cancel to stop)."""
+        watch = asyncio.create_task(self._watch_acknowledgements(), name="kafka-sink-watch")
         try:
             await self._ensure_producer()
             while True:
@@ -87,7 +94,28 @@ class KafkaSink:
                     await self._deliver(batch)
                     self._buffer.acknowledge(len(batch))
         finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await self._close_producer()
+
+    @property
+    def stalled(self) -> bool:
+        """True while a batch has waited :data:`ACK_STALL_SECONDS` or more for Kafka."""
+        return self.waiting_for() >= ACK_STALL_SECONDS
+
+    async def _watch_acknowledgements(self) -> None:
+        """Say once, in our own words, when Kafka stops acknowledging (a broker outage
+        shows no error for up to the 30 s request timeout: the sends just wait)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.stalled and not self._stall_logged:
+                self._stall_logged = True
+                log.error(
+                    "Kafka produce stalled: no acknowledgement for %.0fs (%d records buffered);"
+                    " buffering and retrying",
+                    self.waiting_for(),
+                    self._buffer.unacknowledged,
+                )
 
     async def _take_or_probe(self) -> list[OutRecord]:
         """The next batch; while idle, check every few seconds that Kafka still answers."""
@@ -118,7 +146,7 @@ class KafkaSink:
 
     async def _deliver(self, batch: list[OutRecord]) -> None:
         pending = batch
-        self._sending_since = time.monotonic()
+        since = self._sending_since = time.monotonic()
         try:
             while pending:
                 producer = await self._ensure_producer()
@@ -127,6 +155,13 @@ class KafkaSink:
                     await self._rebuild()
         finally:
             self._sending_since = None
+        if self._stall_logged:
+            self._stall_logged = False
+            log.info(
+                "Kafka produce resumed: acknowledged after %.1fs (%d records buffered)",
+                time.monotonic() - since,
+                self._buffer.unacknowledged,
+            )
 
     async def _send(
         self, producer: AIOKafkaProducer, records: list[OutRecord]
