@@ -55,7 +55,6 @@ class Daemon:
         self.settings = settings
         self.metrics = Metrics()
         self._scrubber = scrubber
-        self._kafka = client_kwargs(settings)
         _check_codec(settings.compression)
         self._compression_level = apply_compression_level(
             settings.compression, settings.compression_level
@@ -90,7 +89,7 @@ class Daemon:
         )
         self.sink = KafkaSink(self.buffer, self.metrics, self._new_producer)
         self.config = ConfigConsumer(
-            self._kafka,
+            self._kafka_kwargs,
             topic=settings.config_topic,
             group_id=settings.group_id,
             session_timeout_ms=settings.session_timeout_ms,
@@ -99,7 +98,12 @@ class Daemon:
             hand_over=self._hand_over,
         )
         self.http = OpsServer(
-            self.metrics, self._liveness, self._readiness, self._status, self._refresh
+            self.metrics,
+            self._liveness,
+            self._readiness,
+            self._status,
+            self._refresh,
+            scrub=scrubber.scrub,
         )
         self._started = False
         self._stopping = False
@@ -108,7 +112,7 @@ class Daemon:
     def _new_producer(self) -> AIOKafkaProducer:
         settings = self.settings
         return AIOKafkaProducer(
-            **self._kafka,
+            **self._kafka_kwargs(),
             acks="all",
             enable_idempotence=True,
             compression_type=None if settings.compression == "none" else settings.compression,
@@ -117,6 +121,14 @@ class Daemon:
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=30_000,
         )
+
+    def _kafka_kwargs(self) -> dict[str, Any]:
+        """Settings for a new Kafka client (a producer rebuilt, the consumer restarted): the
+        SASL password file is re-read, so a rotated Secret is picked up; registered as a
+        secret."""
+        kwargs = client_kwargs(self.settings)
+        self._scrubber.add(kwargs.get("sasl_plain_password"))
+        return kwargs
 
     def _read_api_key(self) -> str | None:
         """The key for the next connection (the file is re-read), registered as a secret."""
@@ -352,6 +364,7 @@ def _run(args: argparse.Namespace) -> int:
         scrubber.add(settings.read_api_key())
     with contextlib.suppress(OSError):
         scrubber.add(settings.read_sasl_password())
+    scrubber.add_url(settings.schema_registry_url)
     configure_logging(settings.log_level, settings.log_format, scrubber)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_LibraryRepeats())

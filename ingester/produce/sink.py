@@ -362,12 +362,14 @@ class KafkaSink:
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         while self._producer is None:
-            producer = self._factory()
+            producer = None
             try:
+                producer = self._factory()  # may read a credentials file
                 await producer.start()
             except Exception as exc:
                 self._mark_down(exc)
-                await _close_quietly(producer)
+                if producer is not None:
+                    await _close_quietly(producer)
                 await asyncio.sleep(self._backoff.next_delay(time.monotonic()))
                 continue
             self._producer = producer
