@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -33,6 +34,25 @@ async def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, 
     finally:
         await consumer.stop()
     return seen
+
+
+def new_sink(
+    capacity: int, factory: Callable[[], AIOKafkaProducer]
+) -> tuple[KafkaSink, RecordBuffer, Metrics]:
+    """A sink on a fresh buffer and metrics registry."""
+    metrics = Metrics(CollectorRegistry())
+    buffer = RecordBuffer(capacity=capacity)
+    return KafkaSink(buffer, metrics, factory), buffer, metrics
+
+
+async def run_until_drained(sink: KafkaSink, buffer: RecordBuffer, deadline: float = 60) -> None:
+    """Run ``sink`` until everything in ``buffer`` is acknowledged, then stop it."""
+    task = asyncio.create_task(sink.run())
+    try:
+        await asyncio.wait_for(buffer.drained(), deadline)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_sink_delivers_in_order_and_acknowledges(
@@ -106,28 +126,18 @@ async def test_a_record_kafka_refuses_for_good_is_dropped_and_counted_not_retrie
 ) -> None:
     bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
     topic = await topic_factory(partitions=1, config={"max.message.bytes": "100000"})
-    metrics = Metrics(CollectorRegistry())
-    buffer = RecordBuffer(capacity=10)
-    sink = KafkaSink(
-        buffer,
-        metrics,
+    sink, buffer, metrics = new_sink(
+        10,
         lambda: AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024
         ),
     )
-    task = asyncio.create_task(sink.run())
     values = [b"before", b"x" * 300_000, b"after"]
-    try:
-        for n, value in enumerate(values):
-            await buffer.put(
-                OutRecord(
-                    topic=topic, key=str(n).encode(), value=value, headers=[], received_at=0.0
-                )
-            )
-        await asyncio.wait_for(buffer.drained(), 30)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    for n, value in enumerate(values):
+        await buffer.put(
+            OutRecord(topic=topic, key=str(n).encode(), value=value, headers=[], received_at=0.0)
+        )
+    await run_until_drained(sink, buffer, 30)
     seen = await read_all(bootstrap, topic, 2)
     assert [v for _, v in seen] == [b"before", b"after"]
     errors = metrics.registry.get_sample_value(
@@ -227,11 +237,8 @@ async def test_an_oversized_batch_is_split_down_to_the_record_kafka_refuses_alon
     logged and counted."""
     bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
     topic = await topic_factory(partitions=3, config={"max.message.bytes": "20000"})
-    metrics = Metrics(CollectorRegistry())
-    buffer = RecordBuffer(capacity=1000)
-    sink = KafkaSink(
-        buffer,
-        metrics,
+    sink, buffer, metrics = new_sink(
+        1000,
         lambda: AIOKafkaProducer(  # as the daemon builds it (app.Daemon._new_producer)
             bootstrap_servers=bootstrap,
             acks="all",
@@ -253,12 +260,7 @@ async def test_an_oversized_batch_is_split_down_to_the_record_kafka_refuses_alon
     ]
     for record in records:  # buffered before the sink runs: one take, batches of ~500 KiB
         await buffer.put(record)
-    task = asyncio.create_task(sink.run())
-    try:
-        await asyncio.wait_for(buffer.drained(), 60)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await run_until_drained(sink, buffer)
     seen = await read_all(bootstrap, topic, 499)
     numbers = [int(v[:6]) for _, v in seen]
     assert sorted(numbers) == [n for n in range(500) if n != 250], "all but the oversized one"
