@@ -46,8 +46,6 @@ __all__ = ["Daemon", "register"]
 log = logging.getLogger("ingester")
 
 _TICK_SECONDS = 1.0
-#: A batch waiting this long for Kafka's acknowledgement makes the instance not ready.
-_ACK_STALL_SECONDS = 10.0
 
 
 class Daemon:
@@ -57,7 +55,6 @@ class Daemon:
         self.settings = settings
         self.metrics = Metrics()
         self._scrubber = scrubber
-        self._kafka = client_kwargs(settings)
         _check_codec(settings.compression)
         self._compression_level = apply_compression_level(
             settings.compression, settings.compression_level
@@ -93,7 +90,7 @@ class Daemon:
         )
         self.sink = KafkaSink(self.buffer, self.metrics, self._new_producer)
         self.config = ConfigConsumer(
-            self._kafka,
+            self._kafka_kwargs,
             topic=settings.config_topic,
             group_id=settings.group_id,
             session_timeout_ms=settings.session_timeout_ms,
@@ -102,7 +99,12 @@ class Daemon:
             hand_over=self._hand_over,
         )
         self.http = OpsServer(
-            self.metrics, self._liveness, self._readiness, self._status, self._refresh
+            self.metrics,
+            self._liveness,
+            self._readiness,
+            self._status,
+            self._refresh,
+            scrub=scrubber.scrub,
         )
         self._started = False
         self._stopping = False
@@ -111,7 +113,7 @@ class Daemon:
     def _new_producer(self) -> AIOKafkaProducer:
         settings = self.settings
         return AIOKafkaProducer(
-            **self._kafka,
+            **self._kafka_kwargs(),
             acks="all",
             enable_idempotence=True,
             compression_type=None if settings.compression == "none" else settings.compression,
@@ -120,6 +122,14 @@ class Daemon:
             max_request_size=4 * 1024 * 1024,
             request_timeout_ms=30_000,
         )
+
+    def _kafka_kwargs(self) -> dict[str, Any]:
+        """Settings for a new Kafka client (a producer rebuilt, the consumer restarted): the
+        SASL password file is re-read, so a rotated Secret is picked up; registered as a
+        secret."""
+        kwargs = client_kwargs(self.settings)
+        self._scrubber.add(kwargs.get("sasl_plain_password"))
+        return kwargs
 
     def _read_api_key(self) -> str | None:
         """The key for the next connection (the file is re-read), registered as a secret."""
@@ -195,7 +205,7 @@ class Daemon:
             problems.append("starting: checking topics and schemas")
         if not self.sink.connected:
             problems.append(f"Kafka producer not connected: {self.sink.last_error or 'starting'}")
-        elif self.sink.waiting_for() > _ACK_STALL_SECONDS:
+        elif self.sink.stalled:
             problems.append(f"Kafka has not acknowledged for {self.sink.waiting_for():.0f}s")
         if not self.config.replayed:
             problems.append("config topic not replayed yet")
@@ -303,10 +313,10 @@ class Daemon:
     async def _shutdown(self) -> int:
         """Stop reading, flush, and only then leave the group: the replicas that take this
         one's matches over start after its last record is in Kafka (or the flush timed out)."""
-        log.info("stopping: no more reading; flushing %d records", self.buffer.unacknowledged)
         self._stopping = True
         await self._supervisor.stop("ticker", "prepare")
-        await self.pool.stop()
+        await self.pool.stop()  # a record waiting for room is queued all the same
+        log.info("stopping: no more reading; flushing %d records", self.buffer.unacknowledged)
         flushed = True
         if self._started:
             try:
@@ -355,6 +365,7 @@ def _run(args: argparse.Namespace) -> int:
         scrubber.add(settings.read_api_key())
     with contextlib.suppress(OSError):
         scrubber.add(settings.read_sasl_password())
+    scrubber.add_url(settings.schema_registry_url)
     configure_logging(settings.log_level, settings.log_format, scrubber)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_LibraryRepeats())

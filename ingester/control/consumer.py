@@ -35,7 +35,7 @@ class ConfigConsumer:
 
     def __init__(
         self,
-        client_kwargs: dict[str, Any],
+        client_kwargs: Callable[[], dict[str, Any]],
         topic: str,
         group_id: str,
         session_timeout_ms: int,
@@ -51,8 +51,8 @@ class ConfigConsumer:
         self._hand_over = hand_over
         self._highwater: dict[int, int] = {}
         self._position: dict[int, int] = {}
+        self._client_kwargs = client_kwargs  # called per run: credentials are re-read
         self._consumer_kwargs: dict[str, Any] = {
-            **client_kwargs,
             "group_id": group_id,
             "enable_auto_commit": False,
             "auto_offset_reset": "earliest",
@@ -75,7 +75,9 @@ class ConfigConsumer:
 
         On exit every owned partition is given up, so a restarted run starts clean.
         """
-        consumer = self._consumer = AIOKafkaConsumer(**self._consumer_kwargs)
+        consumer = self._consumer = AIOKafkaConsumer(
+            **self._client_kwargs(), **self._consumer_kwargs
+        )
         consumer.subscribe([self.topic], listener=_Listener(self))
         await consumer.start()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -17,7 +18,9 @@ class OpsServer:
     """Serves the daemon's health and metrics.
 
     ``liveness`` and ``readiness`` return a list of problems (empty when fine); ``status``
-    returns the JSON document of ``/status``. All three are called per request.
+    returns the JSON document of ``/status``. All three are called per request, and their
+    text goes out through ``scrub`` (the logs' secret scrubber): a problem quoting an
+    error message never shows a secret.
     """
 
     def __init__(
@@ -27,8 +30,10 @@ class OpsServer:
         readiness: Callable[[], list[str]],
         status: Callable[[], dict[str, Any]],
         refresh: Callable[[], None],
+        scrub: Callable[[str], str],
     ) -> None:
         self._metrics = metrics
+        self._scrub = scrub
         self._liveness = liveness
         self._readiness = readiness
         self._status = status
@@ -65,18 +70,21 @@ class OpsServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _get_healthz(self, _: web.Request) -> web.Response:
-        return _verdict(self._liveness(), "alive")
+        return self._verdict(self._liveness(), "alive")
 
     async def _get_readyz(self, _: web.Request) -> web.Response:
         self._refresh()
-        return _verdict(self._readiness(), "ready")
+        return self._verdict(self._readiness(), "ready")
 
     async def _get_status(self, _: web.Request) -> web.Response:
         self._refresh()
-        return web.json_response(self._status())
+        return self._json(self._status())
 
+    def _verdict(self, problems: list[str], word: str) -> web.Response:
+        if problems:
+            return self._json({"status": f"not {word}", "reasons": problems}, status=503)
+        return self._json({"status": word})
 
-def _verdict(problems: list[str], word: str) -> web.Response:
-    if problems:
-        return web.json_response({"status": f"not {word}", "reasons": problems}, status=503)
-    return web.json_response({"status": word})
+    def _json(self, document: dict[str, Any], status: int = 200) -> web.Response:
+        text = self._scrub(orjson.dumps(document).decode())
+        return web.Response(text=text, status=status, content_type="application/json")

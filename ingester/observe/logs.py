@@ -1,8 +1,9 @@
 """Logging: one event per line, JSON off a terminal, text on one; secrets scrubbed.
 
 Every handler carries a :class:`SecretScrubber`, which replaces any registered secret
-(the API key, the SASL password) by ``***`` in the final line, tracebacks included,
-whatever code produced the message.
+(the API key, the SASL password, the schema registry's password) by ``***`` in the final
+line, tracebacks included, whatever code produced the message. The HTTP server passes
+``/readyz``, ``/healthz`` and ``/status`` through the same scrubber.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -29,6 +31,13 @@ class SecretScrubber:
         """Register ``secret`` (short strings are ignored: they would mangle normal text)."""
         if secret and len(secret) >= 4:
             self._secrets.add(secret)
+
+    def add_url(self, url: str | None) -> None:
+        """Register the password of ``url``'s ``user:password@`` part, as written and decoded."""
+        password = urlsplit(url).password if url else None
+        if password:
+            self.add(password)
+            self.add(unquote(password))
 
     def scrub(self, text: str) -> str:
         """``text`` with every registered secret replaced by ``***``."""

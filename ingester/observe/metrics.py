@@ -69,6 +69,12 @@ class Metrics:
         self.produce_errors = Counter(
             p + "produce_errors", "Failed produce attempts, by error.", ["error"], registry=r
         )
+        self.records_dropped = Counter(
+            p + "records_dropped",
+            "Records Kafka refused for good (too large alone, corrupt), by error; not retried.",
+            ["error"],
+            registry=r,
+        )
         self.dlq_records = Counter(
             p + "dlq_records",
             "Frames sent to the dead-letter topic, by stage.",

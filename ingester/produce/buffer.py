@@ -3,7 +3,8 @@
 Capacity counts every record received and not yet acknowledged by Kafka (queued plus in
 flight), so memory stays bounded whatever Kafka does. When it is full, :meth:`put` waits
 (and :meth:`put_nowait` refuses): the upstream readers stop reading, and TCP pushes back on
-the server (backpressure).
+the server (backpressure). A record handed to :meth:`put` is never abandoned, even when the
+wait is cancelled.
 """
 
 from __future__ import annotations
@@ -53,17 +54,20 @@ class RecordBuffer:
         return self._unacknowledged >= self.capacity
 
     async def put(self, record: OutRecord) -> None:
-        """Append ``record``; waits while the buffer is full."""
+        """Append ``record``; waits while the buffer is full.
+
+        Cancelled while it waits (the daemon stops reading), it appends ``record`` all the
+        same, over the capacity: the record was received, so it is flushed with the rest
+        (or counted as not acknowledged), never lost unseen. The overshoot is at most one
+        record per waiting put (one per upstream connection).
+        """
         ticket = self._ticket()
         try:
             while self.full:
                 self._writable.clear()
                 await self._writable.wait()
-        except asyncio.CancelledError:  # the record is abandoned: nobody waits for it
-            self._pending.discard(ticket)
-            self._settle()
-            raise
-        self._append(ticket, record)
+        finally:
+            self._append(ticket, record)
 
     def put_nowait(self, record: OutRecord) -> None:
         """Append ``record`` at once (no coroutine per record); raise

@@ -6,9 +6,11 @@ past the producer's own retries, a fatal idempotence error such as the
 ``OutOfOrderSequenceNumber`` an aiokafka producer can get stuck on after an outage), the
 producer is closed and rebuilt with backoff, and the records not acknowledged are sent
 again, in their original order. Per-match order therefore holds across retries; a record
-whose acknowledgement was lost may be written twice (at-least-once), never dropped, except
-a record Kafka refuses for good (larger than the broker accepts, corrupt): that one is
-logged, counted in ``produce_errors_total`` and skipped, so it cannot stall every match.
+whose acknowledgement was lost may be written twice (at-least-once), never dropped. A batch
+the broker refuses as too large (over the topic's ``max.message.bytes``) is split and sent
+again, down to single records; only a record Kafka refuses for good on its own (too large,
+corrupt) is dropped: logged, counted in ``records_dropped_total`` and skipped, so it cannot
+stall every match.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from aiokafka.errors import (
     CorruptRecordException,
     InvalidTopicError,
     MessageSizeTooLargeError,
+    RecordListTooLargeError,
     RecordTooLargeError,
 )
 from aiokafka.partitioner import DefaultPartitioner
@@ -36,19 +39,21 @@ from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 from ingester.upstream.backoff import Backoff
 
-__all__ = ["KafkaSink"]
+__all__ = ["ACK_STALL_SECONDS", "KafkaSink"]
 
 log = logging.getLogger(__name__)
 
 _BATCH_LIMIT = 2000
+#: The broker refuses a batch as too large: its records are sent again in smaller batches.
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
 #: Errors that no retry can fix for that one record; retrying would stall every match.
-_UNWRITABLE = (
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-    CorruptRecordException,
-    InvalidTopicError,
-)
+_UNWRITABLE = (*_TOO_LARGE, CorruptRecordException, InvalidTopicError)
 _PROBE_INTERVAL = 5.0
+#: A batch waiting this long for Kafka's acknowledgement is a stall: logged once, and the
+#: instance is not ready. A partition leader moving (a broker's controlled restart) holds
+#: acknowledgements for a few seconds and must not flap readiness; a third of the 30 s
+#: request timeout leaves 20 s of warning before the first send fails.
+ACK_STALL_SECONDS = 10.0
 #: Records larger than this are sent alone with ``send()`` (it enforces max_request_size).
 _LARGE = 128 * 1024
 _PARTITIONER = DefaultPartitioner()
@@ -72,12 +77,15 @@ class KafkaSink:
         self.connected = False
         self.last_error: str | None = None
         self._sending_since: float | None = None
+        self._stall_logged = False  # the current batch's stall has been logged
         self._produce_latency = metrics.produce_latency.labels()
         self._by_sport: dict[str, tuple[Counter, HistogramSeries]] = {}
         self._partitions: dict[str, tuple[frozenset[int], dict[bytes, int]]] = {}
+        self._limits: dict[str, int] = {}  # learned batch limits (bytes), by topic
 
     async def run(self) -> None:
         """Start the producer, then deliver batches forever (cancel to stop)."""
+        watch = asyncio.create_task(self._watch_acknowledgements(), name="kafka-sink-watch")
         try:
             await self._ensure_producer()
             while True:
@@ -86,7 +94,28 @@ class KafkaSink:
                     await self._deliver(batch)
                     self._buffer.acknowledge(len(batch))
         finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
             await self._close_producer()
+
+    @property
+    def stalled(self) -> bool:
+        """True while a batch has waited :data:`ACK_STALL_SECONDS` or more for Kafka."""
+        return self.waiting_for() >= ACK_STALL_SECONDS
+
+    async def _watch_acknowledgements(self) -> None:
+        """Say once, in our own words, when Kafka stops acknowledging (a broker outage
+        shows no error for up to the 30 s request timeout: the sends just wait)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.stalled and not self._stall_logged:
+                self._stall_logged = True
+                log.error(
+                    "Kafka produce stalled: no acknowledgement for %.0fs (%d records buffered);"
+                    " buffering and retrying",
+                    self.waiting_for(),
+                    self._buffer.unacknowledged,
+                )
 
     async def _take_or_probe(self) -> list[OutRecord]:
         """The next batch; while idle, check every few seconds that Kafka still answers."""
@@ -117,24 +146,37 @@ class KafkaSink:
 
     async def _deliver(self, batch: list[OutRecord]) -> None:
         pending = batch
-        self._sending_since = time.monotonic()
+        since = self._sending_since = time.monotonic()
         try:
             while pending:
                 producer = await self._ensure_producer()
-                pending = await self._send(producer, pending)
-                if pending:
+                pending, failed = await self._send(producer, pending)
+                if failed:
                     await self._rebuild()
         finally:
             self._sending_since = None
+        if self._stall_logged:
+            self._stall_logged = False
+            log.info(
+                "Kafka produce resumed: acknowledged after %.1fs (%d records buffered)",
+                time.monotonic() - since,
+                self._buffer.unacknowledged,
+            )
 
-    async def _send(self, producer: AIOKafkaProducer, records: list[OutRecord]) -> list[OutRecord]:
-        """Send ``records``; return those Kafka did not acknowledge, in order.
+    async def _send(
+        self, producer: AIOKafkaProducer, records: list[OutRecord]
+    ) -> tuple[list[OutRecord], bool]:
+        """Send ``records`` once; return those still to send, in order, and whether a send
+        failed (then the producer is rebuilt before the next try).
 
         Records go into one ``BatchBuilder`` per partition (one future per batch, not per
-        record), the partition chosen as the default partitioner does (murmur2 of the key).
-        Records without a key or over :data:`_LARGE` bytes go alone through ``send()``
-        (which checks the size limit), between the batches of their partition, so the order
-        within a partition is kept.
+        record), the partition chosen as the default partitioner does (murmur2 of the key);
+        records without a key or over :data:`_LARGE` bytes go alone through ``send()``
+        (which checks the size limit). A partition gets one send unit per call, so when
+        one fails nothing newer of that partition went out: what is sent again keeps the
+        order. A batch the broker finds too large is not dropped: the topic's batch limit
+        is halved (:meth:`_shrink`) and its records are sent again in smaller batches;
+        only a record too large on its own is dropped (:meth:`_drop`).
         """
         units: list[tuple[str, int | None, Any, list[OutRecord]]] = []
         error: BaseException | None = None
@@ -142,8 +184,10 @@ class KafkaSink:
             units = await self._group(producer, records)
         except Exception as exc:
             error = exc
-        sent: list[tuple[list[OutRecord], asyncio.Future[Any]]] = []
-        unsent: list[OutRecord] = [] if units else list(records)
+        grouped = {id(r) for _, _, _, members in units for r in members}
+        retry = {id(r) for r in records if id(r) not in grouped}  # the next round's
+        sent: list[tuple[str, list[OutRecord], asyncio.Future[Any]]] = []
+        failed = False
         for index, (topic, partition, builder, members) in enumerate(units):
             try:
                 if builder is None:
@@ -154,46 +198,77 @@ class KafkaSink:
                 else:
                     future = await producer.send_batch(builder, topic, partition=partition)
             except _UNWRITABLE as exc:
-                for record in members:
-                    self._drop(record, exc)
+                retry.update(self._refused(topic, members, exc))
                 continue
             except Exception as exc:
                 error = exc
-                unsent = [r for _, _, _, rest in units[index:] for r in rest]
+                retry.update(id(r) for _, _, _, rest in units[index:] for r in rest)
                 break
-            sent.append((members, future))
+            sent.append((topic, members, future))
         if error is not None:
             self._count_error(error)
-        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+            failed = True
+        results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
         now = time.time()
-        failed = {id(r) for r in unsent}
         acknowledged: list[OutRecord] = []
-        for (members, _), result in zip(sent, results, strict=True):
+        for (topic, members, _), result in zip(sent, results, strict=True):
             if not isinstance(result, BaseException):
                 acknowledged += members
-                continue
-            for record in members:
-                if isinstance(result, _UNWRITABLE):
-                    self._drop(record, result)
-                else:
-                    self._count_error(result)
-                    failed.add(id(record))
-                    error = error or result
+            elif isinstance(result, _UNWRITABLE):
+                retry.update(self._refused(topic, members, result))
+            else:
+                self._count_error(result)
+                retry.update(id(r) for r in members)
+                failed = True
+                error = error or result
         self._acknowledged(acknowledged, now)
         if error is not None:
             self._mark_down(error)
-        return [r for r in records if id(r) in failed] if failed else []
+        return [r for r in records if id(r) in retry], failed
+
+    def _refused(self, topic: str, members: list[OutRecord], error: BaseException) -> list[int]:
+        """Kafka refused a send unit for good: the ids of its records to send again.
+
+        A unit of several records the broker found too large is split (the topic's batch
+        limit halved); a record refused alone, or a unit refused for another reason
+        (corrupt, invalid topic), is dropped.
+        """
+        self._count_error(error)
+        if len(members) > 1 and isinstance(error, _TOO_LARGE):
+            self._shrink(topic, sum(_size(r) for r in members))
+            return [id(r) for r in members]
+        for record in members:
+            self._drop(record, error)
+        return []
+
+    def _shrink(self, topic: str, refused: int) -> None:
+        """Batches of ``refused`` bytes are too large for ``topic``: halve its batch limit."""
+        limit = refused // 2
+        if limit < self._limits.get(topic, refused):
+            self._limits[topic] = limit
+            log.warning(
+                "topic %s refused a batch of %d bytes (over its max.message.bytes): "
+                "sending its records again in batches of at most %d bytes",
+                topic,
+                refused,
+                limit,
+            )
 
     async def _group(
         self, producer: AIOKafkaProducer, records: list[OutRecord]
     ) -> list[tuple[str, int | None, Any, list[OutRecord]]]:
-        """``records`` as send units in order: ``(topic, partition, builder, members)``.
+        """Send units for a prefix of each partition's ``records``:
+        ``(topic, partition, builder, members)``, at most one per partition.
 
-        ``builder`` is ``None`` for a record sent alone with ``send()``.
+        ``builder`` is ``None`` for a record sent alone with ``send()``. A partition's unit
+        ends when its batch is full or reaches the topic's learned limit; that partition's
+        later records are left for the next round.
         """
         units: list[tuple[str, int | None, Any, list[OutRecord]]] = []
         open_batches: dict[tuple[str, int], tuple[Any, list[OutRecord]]] = {}
+        full: set[tuple[str, int]] = set()
         topics: dict[str, frozenset[int]] = {}
+        limits = self._limits
         for record in records:
             key = record.key
             if key is None:
@@ -204,23 +279,27 @@ class KafkaSink:
                 partitions = topics[record.topic] = frozenset(
                     await producer.partitions_for(record.topic)
                 )
-            partition = self._partition_of(record.topic, partitions, key)
-            target = (record.topic, partition)
-            if len(record.value) > _LARGE:
-                open_batches.pop(target, None)
-                units.append((record.topic, partition, None, [record]))
+            target = (record.topic, self._partition_of(record.topic, partitions, key))
+            if target in full:
                 continue
             batch = open_batches.get(target)
+            if len(record.value) > _LARGE:
+                full.add(target)
+                if batch is None:
+                    units.append((*target, None, [record]))
+                continue
+            if batch is None:
+                batch = open_batches[target] = (producer.create_batch(), [])
+                units.append((*target, batch[0], batch[1]))
+            elif (limit := limits.get(record.topic)) and batch[0].size() + _size(record) > limit:
+                full.add(target)
+                continue
             if (
-                batch is None
-                or batch[0].append(
-                    key=key, value=record.value, timestamp=None, headers=record.headers
-                )
+                batch[0].append(key=key, value=record.value, timestamp=None, headers=record.headers)
                 is None
             ):
-                batch = open_batches[target] = (producer.create_batch(), [])
-                batch[0].append(key=key, value=record.value, timestamp=None, headers=record.headers)
-                units.append((record.topic, partition, batch[0], batch[1]))
+                full.add(target)
+                continue
             batch[1].append(record)
         return units
 
@@ -237,7 +316,7 @@ class KafkaSink:
 
     def _drop(self, record: OutRecord, error: BaseException) -> None:
         """A record Kafka will never take (too large, corrupt): count it, say so, move on."""
-        self._count_error(error)
+        self._metrics.records_dropped.labels(error=type(error).__name__).inc()
         log.error(
             "record dropped: Kafka refuses it for good (%s); topic %s, key %s, %d bytes",
             type(error).__name__,
@@ -283,12 +362,14 @@ class KafkaSink:
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         while self._producer is None:
-            producer = self._factory()
+            producer = None
             try:
+                producer = self._factory()  # may read a credentials file
                 await producer.start()
             except Exception as exc:
                 self._mark_down(exc)
-                await _close_quietly(producer)
+                if producer is not None:
+                    await _close_quietly(producer)
                 await asyncio.sleep(self._backoff.next_delay(time.monotonic()))
                 continue
             self._producer = producer
@@ -310,6 +391,10 @@ class KafkaSink:
         producer, self._producer = self._producer, None
         if producer is not None:
             await _close_quietly(producer)
+
+
+def _size(record: OutRecord) -> int:
+    return len(record.value) + len(record.key or b"")
 
 
 async def _close_quietly(producer: AIOKafkaProducer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -14,6 +13,7 @@ from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 from ingester.produce.sink import KafkaSink
 from tests.conftest import TopicFactory
+from tests.produce.test_sink import run_until_drained
 
 
 async def test_batches_land_where_send_would_put_them_in_order(
@@ -38,12 +38,7 @@ async def test_batches_land_where_send_would_put_them_in_order(
         value = str(n).encode() + (b"x" * 200_000 if n % 700 == 3 else b"")  # some large ones
         sent.append((key, value))
         await buffer.put(OutRecord(topic, key, value, [("sport", b"soccer")], time.time()))
-    task = asyncio.create_task(sink.run())
-    try:
-        await asyncio.wait_for(buffer.drained(), 60)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await run_until_drained(sink, buffer)
 
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False

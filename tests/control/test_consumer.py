@@ -25,7 +25,7 @@ class Replica:
         self.release = asyncio.Event()
         self.hand_over_done_at: float | None = None
         self.consumer = ConfigConsumer(
-            {"bootstrap_servers": bootstrap},
+            lambda: {"bootstrap_servers": bootstrap},
             topic=topic,
             group_id=group,
             session_timeout_ms=6000,

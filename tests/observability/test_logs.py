@@ -96,3 +96,12 @@ def test_the_level_is_obeyed_and_secrets_never_appear(
     verbose = "\n".join(emit(monkeypatch, tty=tty, level="DEBUG"))
     assert "debug detail" in verbose
     assert SECRET not in verbose
+
+
+def test_the_password_of_a_url_is_registered_as_a_secret() -> None:
+    scrubber = SecretScrubber()
+    scrubber.add_url("https://ingester:p%40ss-w0rd@registry.example:8081/sub")
+    scrubber.add_url("https://registry.example:8081")  # no credentials: nothing registered
+    scrubber.add_url(None)
+    line = "GET https://ingester:p%40ss-w0rd@registry.example:8081 (password p@ss-w0rd)"
+    assert scrubber.scrub(line) == "GET https://ingester:***@registry.example:8081 (password ***)"

@@ -138,14 +138,22 @@ async def test_acknowledged_covers_a_put_still_waiting_for_room_at_the_mark() ->
     assert buffer.unacknowledged == 1
 
 
-async def test_an_abandoned_put_does_not_hold_a_mark() -> None:
+async def test_a_put_cancelled_while_waiting_for_room_still_hands_its_record_over() -> None:
+    """Stopping a reader (SIGTERM) cancels its wait for room, not the record it received:
+    the record is queued over the capacity, flushed with the rest, and counted until then."""
     buffer = RecordBuffer(capacity=1)
     await buffer.put(rec(0))
-    abandoned = asyncio.create_task(buffer.put(rec(1)))
+    waiting = asyncio.create_task(buffer.put(rec(1)))
     await asyncio.sleep(0)
-    settled = asyncio.create_task(buffer.acknowledged(buffer.put_count))
-    abandoned.cancel()
+    drained = asyncio.create_task(buffer.drained())
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert waiting.cancelled()
+    assert buffer.unacknowledged == 2, "the cancelled put's record is still counted"
+    taken = await buffer.take(10)
+    assert [r.value for r in taken] == [rec(0).value, rec(1).value]
+    buffer.acknowledge(1)
     await asyncio.sleep(0)
-    buffer.acknowledge(len(await buffer.take(1)))
-    await asyncio.wait_for(settled, 1.0)
-    await asyncio.wait_for(buffer.drained(), 1.0)
+    assert not drained.done(), "the flush waits for the record of the cancelled put"
+    buffer.acknowledge(1)
+    await asyncio.wait_for(drained, 1.0)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -32,6 +34,25 @@ async def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, 
     finally:
         await consumer.stop()
     return seen
+
+
+def new_sink(
+    capacity: int, factory: Callable[[], AIOKafkaProducer]
+) -> tuple[KafkaSink, RecordBuffer, Metrics]:
+    """A sink on a fresh buffer and metrics registry."""
+    metrics = Metrics(CollectorRegistry())
+    buffer = RecordBuffer(capacity=capacity)
+    return KafkaSink(buffer, metrics, factory), buffer, metrics
+
+
+async def run_until_drained(sink: KafkaSink, buffer: RecordBuffer, deadline: float = 60) -> None:
+    """Run ``sink`` until everything in ``buffer`` is acknowledged, then stop it."""
+    task = asyncio.create_task(sink.run())
+    try:
+        await asyncio.wait_for(buffer.drained(), deadline)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_sink_delivers_in_order_and_acknowledges(
@@ -105,34 +126,28 @@ async def test_a_record_kafka_refuses_for_good_is_dropped_and_counted_not_retrie
 ) -> None:
     bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
     topic = await topic_factory(partitions=1, config={"max.message.bytes": "100000"})
-    metrics = Metrics(CollectorRegistry())
-    buffer = RecordBuffer(capacity=10)
-    sink = KafkaSink(
-        buffer,
-        metrics,
+    sink, buffer, metrics = new_sink(
+        10,
         lambda: AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024
         ),
     )
-    task = asyncio.create_task(sink.run())
     values = [b"before", b"x" * 300_000, b"after"]
-    try:
-        for n, value in enumerate(values):
-            await buffer.put(
-                OutRecord(
-                    topic=topic, key=str(n).encode(), value=value, headers=[], received_at=0.0
-                )
-            )
-        await asyncio.wait_for(buffer.drained(), 30)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    for n, value in enumerate(values):
+        await buffer.put(
+            OutRecord(topic=topic, key=str(n).encode(), value=value, headers=[], received_at=0.0)
+        )
+    await run_until_drained(sink, buffer, 30)
     seen = await read_all(bootstrap, topic, 2)
     assert [v for _, v in seen] == [b"before", b"after"]
     errors = metrics.registry.get_sample_value(
         "sportrix_ingester_produce_errors_total", {"error": "MessageSizeTooLargeError"}
     )
     assert errors == 1
+    dropped = metrics.registry.get_sample_value(
+        "sportrix_ingester_records_dropped_total", {"error": "MessageSizeTooLargeError"}
+    )
+    assert dropped == 1
     assert any("record dropped" in r.getMessage() for r in caplog.records)
 
 
@@ -212,3 +227,57 @@ async def test_a_stuck_producer_is_rebuilt_and_the_unacknowledged_records_resent
         registry.get_sample_value("sportrix_ingester_records_produced_total", {"sport": "soccer"})
         == count
     )
+
+
+async def test_an_oversized_batch_is_split_down_to_the_record_kafka_refuses_alone(
+    kafka: object, topic_factory: TopicFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Against a topic whose ``max.message.bytes`` is far below a full batch, every record
+    that fits alone lands, in order per key; only the one too large on its own is dropped,
+    logged and counted."""
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    topic = await topic_factory(partitions=3, config={"max.message.bytes": "20000"})
+    sink, buffer, metrics = new_sink(
+        1000,
+        lambda: AIOKafkaProducer(  # as the daemon builds it (app.Daemon._new_producer)
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        ),
+    )
+    records = [
+        OutRecord(
+            topic=topic,
+            key=str(41000 + n % 30).encode(),
+            value=f"{n:06d}".encode() + os.urandom(60_000 if n == 250 else 1_000),
+            headers=[],
+            received_at=time.time(),
+            sport="soccer",
+        )
+        for n in range(500)
+    ]
+    for record in records:  # buffered before the sink runs: one take, batches of ~500 KiB
+        await buffer.put(record)
+    await run_until_drained(sink, buffer)
+    seen = await read_all(bootstrap, topic, 499)
+    numbers = [int(v[:6]) for _, v in seen]
+    assert sorted(numbers) == [n for n in range(500) if n != 250], "all but the oversized one"
+    for key in {k for k, _ in seen}:
+        mine = [int(v[:6]) for k, v in seen if k == key]
+        assert mine == sorted(mine), f"key {key!r}: order broken by the split"
+    registry = metrics.registry
+    assert (
+        registry.get_sample_value(
+            "sportrix_ingester_records_dropped_total", {"error": "MessageSizeTooLargeError"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value("sportrix_ingester_records_produced_total", {"sport": "soccer"})
+        == 499
+    )
+    dropped = [r.getMessage() for r in caplog.records if "record dropped" in r.getMessage()]
+    assert len(dropped) == 1, dropped
+    assert "key 41010" in dropped[0], dropped

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import signal
 import time
 from pathlib import Path
+
+import pytest
 
 from ingester.localkafka import LocalKafka
 from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, wait_for
@@ -32,7 +37,30 @@ async def _records_flowing(daemon: Daemon) -> None:
     )
 
 
-async def test_broker_stopped_15s_every_received_frame_lands_once_in_order(
+async def _watch_readiness(
+    daemon: Daemon, since: float, seconds: float
+) -> list[tuple[float, list[str]]]:
+    """Poll ``/readyz`` until ``seconds`` after ``since``: each 503 as (seconds in, reasons)."""
+    not_ready: list[tuple[float, list[str]]] = []
+    while time.monotonic() - since < seconds:
+        code, body = daemon.get("/readyz")
+        if code == 503:
+            not_ready.append((time.monotonic() - since, json.loads(body)["reasons"]))
+        await asyncio.sleep(0.5)
+    return not_ready
+
+
+def _sink_lines(daemon: Daemon, prefix: str) -> list[dict[str, str]]:
+    """The sink's own log events whose message starts with ``prefix``."""
+    events = [json.loads(line) for line in daemon.output().splitlines() if line.startswith("{")]
+    return [
+        e
+        for e in events
+        if e["logger"] == "ingester.produce.sink" and e["message"].startswith(prefix)
+    ]
+
+
+async def test_broker_stopped_15s_every_received_frame_lands_once_in_order(  # noqa: PLR0915
     tmp_path: Path, outage_kafka: LocalKafka
 ) -> None:
     bootstrap = outage_kafka.bootstrap_servers
@@ -47,11 +75,13 @@ async def test_broker_stopped_15s_every_received_frame_lands_once_in_order(
         before = received(daemon)
         outage_kafka.stop()
         down_at = time.monotonic()
-        await asyncio.sleep(15)  # the fault: Kafka is gone for 15 s
+        not_ready = await _watch_readiness(daemon, down_at, 15)  # the fault: Kafka gone 15 s
         during = {
             "buffered": daemon.metric("sportrix_ingester_buffered_records"),
             "ready": daemon.get("/readyz")[0],
             "received_during": received(daemon) - before,
+            "not_ready_after_s": round(not_ready[0][0], 1) if not_ready else None,
+            "reasons": not_ready[-1][1] if not_ready else None,
         }
         outage_kafka.start_again()
         up_at = time.monotonic()
@@ -82,6 +112,14 @@ async def test_broker_stopped_15s_every_received_frame_lands_once_in_order(
             rebuilds=daemon.metric("sportrix_ingester_producer_rebuilds_total"),
         )
         assert during["ready"] == 503, "Kafka down: not ready"
+        assert any("Kafka has not acknowledged for" in r for r in during["reasons"]), during
+        # What the operator reads in the log, from the ingester itself: one line when the
+        # stall is noticed, one when Kafka acknowledges again (docs/guarantees.md).
+        stalled = _sink_lines(daemon, "Kafka produce stalled")
+        resumed = _sink_lines(daemon, "Kafka produce resumed")
+        print(f"   {stalled} {resumed}")
+        assert [e["level"] for e in stalled] == ["error"], stalled
+        assert [e["level"] for e in resumed] == ["info"], resumed
         assert during["received_during"] > 0, "the upstream kept being read while buffering"
         assert set(books) == set(matches)
         stats = sent(simulator, matches)
@@ -207,4 +245,71 @@ async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_l
         if not outage_kafka.running:
             outage_kafka.start_again()
         assert daemon.stop() == 0
+        simulator.stop()
+
+
+@pytest.mark.parametrize("kafka_back", [True, False], ids=["kafka-back", "flush-times-out"])
+async def test_sigterm_with_a_full_buffer_produces_or_counts_every_record_received(
+    tmp_path: Path, outage_kafka: LocalKafka, kafka_back: bool
+) -> None:
+    """SIGTERM while Kafka is down and the connections wait for room in the buffer. The
+    record each waiting connection holds is flushed with the rest: with Kafka back within
+    ``INGESTER_FLUSH_TIMEOUT`` the topic holds every frame received (exit 0); without, the
+    exit line counts exactly the frames received that are not in the topic (exit 1).
+    Reading has stopped when the `flushing N records` line is logged: ``frames_total`` is
+    final then."""
+    bootstrap = outage_kafka.bootstrap_servers
+    topics = _topics("sigterm-full")
+    simulator = Simulator(tmp_path, "--update-rate", "20")
+    matches = simulator.matches("soccer")[:4] + simulator.matches("cricket")[:2]
+    daemon = Daemon(
+        tmp_path,
+        bootstrap,
+        simulator.url,
+        topics,
+        INGESTER_BUFFER_RECORDS="60",
+        INGESTER_SUBSCRIPTIONS_PER_CONNECTION="2",  # 3 connections, each may hold a record
+        INGESTER_FLUSH_TIMEOUT="120" if kafka_back else "3",
+    )
+    reader = TopicReader(bootstrap, topics.data)
+    try:
+        await daemon.follow(matches)
+        await _records_flowing(daemon)
+        outage_kafka.stop()
+        await wait_for(
+            lambda: daemon.metric("sportrix_ingester_upstream_paused") == 1,
+            "a connection to wait for room in the full buffer",
+            60,
+        )
+        daemon.signal(signal.SIGTERM)
+        await wait_for(lambda: "flushing" in daemon.output(), "reading to stop", 30)
+        got = received(daemon)
+        if kafka_back:
+            outage_kafka.start_again()
+        code = daemon.wait(150)
+        if not kafka_back:
+            outage_kafka.start_again()
+        lines = daemon.output().splitlines()
+        last = [line for line in lines if "flushing" in line or "flush timed out" in line]
+        found = re.findall(r"with (\d+) records not acknowledged", last[-1])
+        counted = int(found[0]) if found else 0
+        await read_all(reader, int(got) - counted, f"the {got:.0f} frames received")
+        books = ledgers(reader.records)
+        in_topic = sum(len(b.unique) for b in books.values())
+        report("SIGTERM, buffer full, Kafka down", books, received=got, exit_code=code)
+        print("\n".join(f"   {line[-110:]}" for line in last))
+        if kafka_back:
+            assert code == 0
+            assert in_topic == got, "every frame received before SIGTERM is in the topic"
+        else:
+            assert code == 1
+            assert counted > 0
+            assert in_topic + counted == got, "every frame received is produced or counted"
+        broken = {m: (b.gaps()[:3], b.out_of_order()[:3]) for m, b in books.items()}
+        assert not {m: v for m, v in broken.items() if v != ([], [])}, "gaps or disorder"
+    finally:
+        await reader.close()
+        if not outage_kafka.running:
+            outage_kafka.start_again()
+        daemon.stop()
         simulator.stop()

@@ -84,3 +84,33 @@ async def test_bad_credentials_give_one_clear_line_and_not_ready(
     finally:
         daemon.stop()
         simulator.stop()
+
+
+async def test_a_rewritten_password_file_is_picked_up_without_a_restart(
+    tmp_path: Path, local_kafka: LocalKafka, topics: Topics, data_reader: TopicReader
+) -> None:
+    """The mounted Secret holds a wrong password, then the right one (a rotation): the
+    daemon re-reads ``KAFKA_SASL_PASSWORD_FILE`` for every Kafka client it builds (the
+    producer, the config consumer), so it becomes ready and produces, same process."""
+    simulator = Simulator(tmp_path, "--update-rate", "5")
+    matches = simulator.matches("soccer")[:2]
+    wrong = "Wr0ng-pass-Rot8d1"
+    env = _secure_env(local_kafka, tmp_path, wrong, local_kafka.ca_file)
+    daemon = Daemon(tmp_path, local_kafka.secure_bootstrap_servers, simulator.url, topics, **env)
+    try:
+        await wait_for(lambda: "SaslAuthenticationFailed" in daemon.output(), "the refusal", 60)
+        assert daemon.get("/readyz")[0] == 503
+        secret = tmp_path / "kafka-password"  # the file _secure_env wrote: the Secret rotates
+        secret.write_text(local_kafka.sasl_password + "\n")
+        await daemon.wait_ready(120)
+        await add_matches(local_kafka.bootstrap_servers, topics.config, matches)
+        await daemon.wait_active(matches)
+        await data_reader.poll_until(
+            lambda rs: {int(r.key or b"0") for r in rs} == set(matches), "records of both"
+        )
+        visible = daemon.everything_visible()
+        assert wrong not in visible
+        assert local_kafka.sasl_password not in visible
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()

@@ -1,0 +1,52 @@
+"""The ops HTTP server never shows a secret, whatever text a problem or the status carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from ingester.observe.http import OpsServer
+from ingester.observe.logs import SecretScrubber
+from ingester.observe.metrics import Metrics
+
+SECRET = "sasl-Pw-Zr8w3Kq1Lm0P"
+REGISTRY_PASSWORD = "reg pass/9"  # as written in the URL: reg%20pass%2F9
+
+
+async def test_readyz_healthz_and_status_pass_through_the_secret_scrubber() -> None:
+    scrubber = SecretScrubber()
+    scrubber.add(SECRET)
+    scrubber.add_url("https://ingester:reg%20pass%2F9@registry.example:8081")
+    problems = [
+        f"Kafka producer not connected: SaslAuthenticationFailed: bad password {SECRET}",
+        f"schema registry https://ingester:{REGISTRY_PASSWORD}@registry.example:8081 down",
+        "schema registry https://ingester:reg%20pass%2F9@registry.example:8081 down",
+    ]
+
+    def status() -> dict[str, Any]:
+        return {"problems": problems, "connections": [{"last_error": SECRET}]}
+
+    server = OpsServer(
+        Metrics(CollectorRegistry()),
+        liveness=lambda: problems,
+        readiness=lambda: problems,
+        status=status,
+        refresh=lambda: None,
+        scrub=scrubber.scrub,
+    )
+    await server.start("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for path, code in (("/readyz", 503), ("/healthz", 503), ("/status", 200)):
+                async with session.get(f"http://127.0.0.1:{server.port}{path}") as response:
+                    body = await response.text()
+                    assert response.status == code, (path, body)
+                    assert response.content_type == "application/json"
+                    await response.json()  # still a JSON document
+                for secret in (SECRET, REGISTRY_PASSWORD, "reg%20pass%2F9"):
+                    assert secret not in body, (path, body)
+                assert "***" in body
+    finally:
+        await server.stop()
