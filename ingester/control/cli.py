@@ -15,7 +15,12 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ingester.control.commands import CommandRejected, encode_command, parse_command
+from ingester.control.commands import (
+    MAX_MATCH_ID,
+    CommandRejected,
+    encode_command,
+    parse_command,
+)
 from ingester.control.topics import ensure_topics
 from ingester.produce.kafka_client import client_kwargs
 from ingester.settings import KAFKA_FIELDS, Settings, add_setting_flags, load_settings
@@ -134,6 +139,8 @@ def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive match id")
+    if value > MAX_MATCH_ID:
+        raise argparse.ArgumentTypeError(f"{text} is above {MAX_MATCH_ID}, the largest match id")
     return value
 
 
