@@ -15,6 +15,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from ingester.control.assignment import Assignment
 from ingester.control.commands import (
     MAX_MATCH_ID,
     CommandRejected,
@@ -47,38 +48,40 @@ async def write_commands(
 
 
 async def read_config_topic(settings: Settings) -> tuple[set[int], dict[str, int]]:
-    """Replay the whole config topic: the followed set, and rejected commands by reason."""
-    matches: set[int] = set()
+    """Replay the whole config topic: the followed set, and rejected commands by reason.
+
+    The set is built by the daemon's own :class:`Assignment`, so both read it alike.
+    """
+    assignment = Assignment()
     rejected: dict[str, int] = {}
     partitions = await _partitions(settings)
     if not partitions:
-        return matches, rejected
+        return set(), rejected
     consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
+        assignment.assign({tp.partition: ends[tp] for tp in partitions})
         remaining = {tp for tp in partitions if ends[tp] > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
-            for records in batches.values():
+            for tp, records in batches.items():
                 for record in records:
                     try:
                         command = parse_command(record.key, record.value)
                     except CommandRejected as exc:
                         rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
+                        assignment.rejected(tp.partition, record.offset, exc.key_id)
                         continue
-                    if command.action == "add":
-                        matches.add(command.match_id)
-                    else:
-                        matches.discard(command.match_id)
+                    assignment.apply(tp.partition, record.offset, command)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
-    return matches, rejected
+    return assignment.matches(), rejected
 
 
 async def _partitions(settings: Settings) -> list[TopicPartition]:

@@ -317,6 +317,8 @@ async def test_a_bad_command_over_a_followed_key_survives_compaction_and_a_resta
         restarted = Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_INSTANCE_ID="two")
         await restarted.wait_active([first, second])
         assert set(restarted.match_states()) == {first, second}
+        listing = await matches_list(bootstrap, config)
+        assert {int(line) for line in listing.split() if line.isdigit()} == {first, second}
         assert under_first[-1] != bad, "the bad record is the newest under its key"
         assert reasserts == 1
         assert daemon.output().count(f"re-asserted add of match {first}") == 1
