@@ -73,6 +73,7 @@ class ConfigConsumer:
         self._generation = 0  # bumped by every rebalance callback
         self._client_kwargs = client_kwargs
         self._producer: AIOKafkaProducer | None = None
+        self._producer_failed = False
         self._reassert_at = 0.0  # when re-asserts that failed may be tried again
         self._consumer_kwargs: dict[str, Any] = {
             **client_kwargs,
@@ -171,7 +172,14 @@ class ConfigConsumer:
         self._apply(changes)
 
     async def _reassert(self) -> None:
-        """Write the re-asserts the assignment owes, each into its own partition."""
+        """Write the re-asserts the assignment owes, each into its own partition.
+
+        After a failed write the producer is replaced (it may be stuck in a fatal state).
+        """
+        if self._producer_failed and self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+        self._producer_failed = False
         for owed in self.assignment.take_reasserts():
             key, value = encode_command(owed.action, owed.match_id, reasserts=owed.intent)
             try:
@@ -219,6 +227,7 @@ class ConfigConsumer:
         )
         self.assignment.reassert_failed(owed)
         self._reassert_at = time.monotonic() + _REASSERT_RETRY
+        self._producer_failed = True
 
     def _update_lag(self) -> None:
         owned = self.assignment.partitions

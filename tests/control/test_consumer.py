@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
 from ingester.control.assignment import Change, Follow, Unfollow
-from ingester.control.commands import encode_command
+from ingester.control.commands import Command, CommandRejected, encode_command, parse_command
 from ingester.control.consumer import ConfigConsumer
 from ingester.observe.metrics import Metrics
 from tests.conftest import TopicFactory
@@ -75,6 +75,18 @@ class FaultyConfigConsumer(ConfigConsumer):
     def _new_consumer(self) -> AIOKafkaConsumer:
         return self.member
 
+    async def _start_producer(self) -> AIOKafkaProducer:
+        """The re-assert producer, whose ``send`` is the fault ``"send"``."""
+        producer = await super()._start_producer()
+        send = producer.send
+
+        async def faulty_send(*args: Any, **kwargs: Any) -> Any:
+            self.member._maybe_fail("send")
+            return await send(*args, **kwargs)
+
+        producer.send = faulty_send
+        return producer
+
 
 class Replica:
     """A :class:`ConfigConsumer` whose changes and hand-overs are recorded with their time.
@@ -97,12 +109,13 @@ class Replica:
         self.hand_over_started = asyncio.Event()
         self.release = asyncio.Event()
         self.hand_over_done_at: float | None = None
+        self.metrics = Metrics()
         kwargs: dict[str, Any] = {
             "client_kwargs": {"bootstrap_servers": bootstrap},
             "topic": topic,
             "group_id": group,
             "session_timeout_ms": 6000,
-            "metrics": Metrics(),
+            "metrics": self.metrics,
             "apply": self._apply,
             "hand_over": self._hand_over,
         }
@@ -284,3 +297,53 @@ async def test_a_member_that_fails_to_start_is_stopped(kafka, topic_factory):
     with pytest.raises(RuntimeError):
         await asyncio.wait_for(replica.task, 30)
     assert replica.member.stopped
+
+
+async def test_rejected_records_over_followed_keys_are_answered_by_reasserts(kafka, topic_factory):
+    """A bad record and a key mismatch under followed keys; the first write fails once."""
+    bootstrap = kafka.bootstrap_servers
+    topic = await config_topic(bootstrap, topic_factory, [5, 6], partitions=1)
+    replica = Replica(bootstrap, topic, topic_factory.name(), "send", KafkaTimeoutError(), True)
+    try:
+        await wait_for(lambda: replica.followed == {5, 6} and replica.consumer.replayed, "5, 6")
+        bad = [
+            (b"5", b'{"action":"explode","match_id":5}'),
+            (b"6", b'{"action":"add","match_id":7}'),
+        ]
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for key, value in bad:
+                await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
+        reasserts = "sportrix_ingester_config_reasserts_total"
+        await wait_for(
+            lambda: replica.metrics.registry.get_sample_value(reasserts) == 2, "two re-asserts", 60
+        )
+        assert replica.member.fired.is_set(), "the first write failed and was retried"
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            newest: dict[bytes, Command | str] = {}
+            end = time.monotonic() + 30
+            while len(newest) < 2 or any(isinstance(c, str) for c in newest.values()):
+                assert time.monotonic() < end, f"newest records: {newest}"
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for record in records:
+                        try:
+                            newest[record.key] = parse_command(record.key, record.value)
+                        except CommandRejected as exc:
+                            newest[record.key] = exc.reason
+        finally:
+            await consumer.stop()
+        assert newest == {
+            b"5": Command("add", 5, reasserts=0),
+            b"6": Command("add", 6, reasserts=1),
+        }
+        assert replica.followed == {5, 6}
+        assert replica.metrics.registry.get_sample_value(reasserts) == 2
+    finally:
+        await replica.stop()
