@@ -17,11 +17,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 
 from ingester.control.assignment import Change, Follow, Unfollow
-from ingester.control.commands import Command, CommandRejected, encode_command, parse_command
+from ingester.control.commands import Command, CommandRejected, parse_command
 from ingester.control.consumer import ConfigConsumer
 from ingester.observe.metrics import Metrics
 from tests.conftest import TopicFactory
-from tests.e2e.harness import wait_for
+from tests.e2e.harness import add_matches, send_commands, wait_for
 
 
 class FaultyConsumer(AIOKafkaConsumer):  # type: ignore[misc]
@@ -157,14 +157,7 @@ async def config_topic(
 ) -> str:
     """A compacted config topic holding an ``add`` for each of ``ids``."""
     topic = await topic_factory(partitions=partitions, config={"cleanup.policy": "compact"})
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for match_id in ids:
-            key, value = encode_command("add", match_id)
-            await producer.send_and_wait(topic, value, key=key)
-    finally:
-        await producer.stop()
+    await add_matches(bootstrap, topic, ids)
     return topic
 
 
@@ -306,17 +299,11 @@ async def test_rejected_records_over_followed_keys_are_answered_by_reasserts(kaf
     replica = Replica(bootstrap, topic, topic_factory.name(), "send", KafkaTimeoutError(), True)
     try:
         await wait_for(lambda: replica.followed == {5, 6} and replica.consumer.replayed, "5, 6")
-        bad = [
+        bad: list[tuple[bytes | None, bytes | None]] = [
             (b"5", b'{"action":"explode","match_id":5}'),
             (b"6", b'{"action":"add","match_id":7}'),
         ]
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            for key, value in bad:
-                await producer.send_and_wait(topic, value, key=key)
-        finally:
-            await producer.stop()
+        await send_commands(bootstrap, topic, bad)
         reasserts = "sportrix_ingester_config_reasserts_total"
         await wait_for(
             lambda: replica.metrics.registry.get_sample_value(reasserts) == 2, "two re-asserts", 60
