@@ -142,7 +142,10 @@ class Assignment:
             over = offset if command.action != key.action else None
             self._shadow(state, command.match_id, key, over)
             return Applied.IGNORED, self.advance(partition, offset + 1)
-        state.keys[command.match_id] = _Key(command.action, intent)
+        if command.action == "add" or (key is not None and key.over is not None):
+            state.keys[command.match_id] = _Key(command.action, intent)
+        else:  # kept only where a re-assert may be in flight, so memory follows the set
+            state.keys.pop(command.match_id, None)
         state.owed.discard(command.match_id)
         if command.action == "add":
             result = Applied.IGNORED if command.match_id in state.matches else Applied.APPLIED

@@ -140,3 +140,12 @@ def test_a_failed_reassert_is_due_again() -> None:
     a.revoke([0])
     a.reassert_failed(owed)
     assert a.take_reasserts() == []
+
+
+def test_removed_keys_are_forgotten_unless_a_reassert_may_be_in_flight() -> None:
+    a = Assignment()
+    a.assign({0: 0})
+    for offset, match_id in enumerate(range(100, 200)):
+        a.apply(0, 2 * offset, Command("add", match_id))
+        a.apply(0, 2 * offset + 1, Command("remove", match_id, tombstone=True))
+    assert a._partitions[0].keys == {}
