@@ -25,7 +25,11 @@ from tests.e2e.harness import add_matches, send_commands, wait_for
 
 
 class FaultyConsumer(AIOKafkaConsumer):  # type: ignore[misc]
-    """A real consumer; once :meth:`arm` ed, the next call of ``fault`` raises ``error``."""
+    """A real consumer; once :meth:`arm` ed, the next call of ``fault`` raises ``error``.
+
+    Each call of ``fault`` after it fired records what its owner said then: ``(replayed,
+    why not)`` in :attr:`after_fault`.
+    """
 
     def __init__(self, fault: str, error: Exception, armed: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -34,15 +38,21 @@ class FaultyConsumer(AIOKafkaConsumer):  # type: ignore[misc]
         self.armed = armed
         self.fired = asyncio.Event()
         self.stopped = False
+        self.owner: ConfigConsumer | None = None
+        self.after_fault: list[tuple[bool, str]] = []
 
     def arm(self) -> None:
         self.armed = True
 
     def _maybe_fail(self, name: str) -> None:
-        if self.armed and name == self.fault:
+        if name != self.fault:
+            return
+        if self.armed:
             self.armed = False
             self.fired.set()
             raise self.error
+        if self.fired.is_set() and self.owner is not None:
+            self.after_fault.append((self.owner.replayed, self.owner.not_replayed_reason()))
 
     async def start(self) -> None:
         await super().start()
@@ -71,6 +81,7 @@ class FaultyConfigConsumer(ConfigConsumer):
     def __init__(self, fault: str, error: Exception, armed: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.member = FaultyConsumer(fault, error, armed, **self._consumer_kwargs)
+        self.member.owner = self
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return self.member
@@ -210,17 +221,23 @@ async def test_an_assignment_that_fails_half_way_is_retried_and_not_ready_meanwh
     group = topic_factory.name()
     first = Replica(kafka.bootstrap_servers, topic, group, fault, armed=True)
     second: Replica | None = None
-    try:
 
-        def all_followed() -> bool:
-            assert not (first.consumer.replayed and first.followed != set(ids)), (
-                f"ready while following {sorted(first.followed)}"
-            )
-            return first.followed == set(ids) and first.consumer.replayed
-
-        await wait_for(all_followed, "the interrupted first assignment to complete", 60)
-        assert first.member.fired.is_set()
+    def retried_while_not_ready() -> None:
+        """The set-up was tried again, and the replica said not ready, naming the error."""
+        seen = first.member.after_fault
+        assert seen, "the interrupted set-up was never tried again"
+        assert not any(replayed for replayed, _ in seen), seen
+        assert any("assigned but not replayed (KafkaTimeoutError" in why for _, why in seen), seen
+        first.member.after_fault.clear()
         first.member.fired.clear()
+
+    try:
+        await wait_for(
+            lambda: first.followed == set(ids) and first.consumer.replayed,
+            "the interrupted first assignment to complete",
+            60,
+        )
+        retried_while_not_ready()
         first.member.arm()
         first.release.set()
         second = other = Replica(kafka.bootstrap_servers, topic, group)
@@ -241,6 +258,7 @@ async def test_an_assignment_that_fails_half_way_is_retried_and_not_ready_meanwh
             ) from None
         assert first.followed
         assert other.followed
+        retried_while_not_ready()
     finally:
         await first.stop()
         if second is not None:
