@@ -278,7 +278,10 @@ async def test_a_crash_of_the_read_loop_hands_the_matches_over_before_leaving(ka
             60,
         )
         (idle,) = [r for r in replicas if r is not owner]
-        await wait_for(lambda: idle.consumer.replayed, "the idle replica to join", 60)
+        await wait_for(
+            lambda: idle.consumer.replayed and not idle.followed, "the idle replica to join", 60
+        )
+        idle.first_follow_at = None  # it may have owned the partition before the owner joined
         owner.member.arm()
         await asyncio.wait_for(owner.hand_over_started.wait(), 30)
         assert owner.followed == set(), "matches are unfollowed before the hand-over"
