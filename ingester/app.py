@@ -208,7 +208,7 @@ class Daemon:
         elif self.sink.stalled:
             problems.append(f"Kafka has not acknowledged for {self.sink.waiting_for():.0f}s")
         if not self.config.replayed:
-            problems.append("config topic not replayed yet")
+            problems.append(self.config.not_replayed_reason())
         if self.pool.auth_rejected:
             problems.append("upstream rejected the API key")
         elif len(self.book) and not self.pool.all_connected:

@@ -15,7 +15,13 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ingester.control.commands import CommandRejected, encode_command, parse_command
+from ingester.control.assignment import Assignment
+from ingester.control.commands import (
+    MAX_MATCH_ID,
+    CommandRejected,
+    encode_command,
+    parse_command,
+)
 from ingester.control.topics import ensure_topics
 from ingester.produce.kafka_client import client_kwargs
 from ingester.settings import KAFKA_FIELDS, Settings, add_setting_flags, load_settings
@@ -42,38 +48,40 @@ async def write_commands(
 
 
 async def read_config_topic(settings: Settings) -> tuple[set[int], dict[str, int]]:
-    """Replay the whole config topic: the followed set, and rejected commands by reason."""
-    matches: set[int] = set()
+    """Replay the whole config topic: the followed set, and rejected commands by reason.
+
+    The set is built by the daemon's own :class:`Assignment`, so both read it alike.
+    """
+    assignment = Assignment()
     rejected: dict[str, int] = {}
     partitions = await _partitions(settings)
     if not partitions:
-        return matches, rejected
+        return set(), rejected
     consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
+        assignment.assign({tp.partition: ends[tp] for tp in partitions})
         remaining = {tp for tp in partitions if ends[tp] > 0}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
-            for records in batches.values():
+            for tp, records in batches.items():
                 for record in records:
                     try:
                         command = parse_command(record.key, record.value)
                     except CommandRejected as exc:
                         rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
+                        assignment.rejected(tp.partition, record.offset, exc.key_id)
                         continue
-                    if command.action == "add":
-                        matches.add(command.match_id)
-                    else:
-                        matches.discard(command.match_id)
+                    assignment.apply(tp.partition, record.offset, command)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
-    return matches, rejected
+    return assignment.matches(), rejected
 
 
 async def _partitions(settings: Settings) -> list[TopicPartition]:
@@ -134,6 +142,8 @@ def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive match id")
+    if value > MAX_MATCH_ID:
+        raise argparse.ArgumentTypeError(f"{text} is above {MAX_MATCH_ID}, the largest match id")
     return value
 
 

@@ -8,14 +8,17 @@ so that is short), which rebuilds the set with no other state kept anywhere.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from ingester.control.assignment import Applied, Assignment, Change
-from ingester.control.commands import CommandRejected, parse_command
+from ingester.control.assignment import Applied, Assignment, Change, Reassert
+from ingester.control.commands import CommandRejected, encode_command, parse_command
 from ingester.observe.metrics import Metrics
 
 __all__ = ["ConfigConsumer"]
@@ -24,13 +27,26 @@ log = logging.getLogger(__name__)
 
 _POLL_MS = 500
 _MAX_RECORDS = 5000
+#: Seconds between two attempts to set up partitions whose assignment was interrupted.
+_SET_UP_RETRY = 1.0
+#: Seconds before re-asserts that could not be written are tried again.
+_REASSERT_RETRY = 5.0
 
 
 class ConfigConsumer:
     """Reads commands and reports :class:`Change` lists to ``apply``; :meth:`run` forever.
 
     ``hand_over`` is awaited when a rebalance took matches away, before the group may give
-    their partitions to another replica (eager rebalancing waits for it).
+    their partitions to another replica (eager rebalancing waits for it), and when
+    :meth:`run` ends, before it leaves the group.
+
+    Setting up assigned partitions (their end offsets, a seek to the beginning) can fail
+    half-way, and aiokafka only logs what its rebalance listener raises: such partitions
+    stay *pending*, their records unread, :attr:`replayed` false, and the set-up is tried
+    again from :meth:`run` until it completes or a rebalance takes them away.
+
+    The :class:`Reassert` commands the assignment owes (a rejected record on top of a
+    followed match's ``add``) are written into their partition by a producer of its own.
     """
 
     def __init__(
@@ -51,7 +67,14 @@ class ConfigConsumer:
         self._hand_over = hand_over
         self._highwater: dict[int, int] = {}
         self._position: dict[int, int] = {}
-        self._client_kwargs = client_kwargs  # called per run: credentials are re-read
+        self._pending: set[TopicPartition] = set()  # assigned, not set up yet
+        self._set_up_error = ""
+        self._set_up_at = 0.0  # when to try the pending set-up again
+        self._generation = 0  # bumped by every rebalance callback
+        self._client_kwargs = client_kwargs  # called per client: credentials are re-read
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_failed = False
+        self._reassert_at = 0.0  # when re-asserts that failed may be tried again
         self._consumer_kwargs: dict[str, Any] = {
             "group_id": group_id,
             "enable_auto_commit": False,
@@ -67,33 +90,61 @@ class ConfigConsumer:
 
     @property
     def replayed(self) -> bool:
-        """True once the group was joined and every owned partition was replayed."""
-        return self.joined and self.assignment.replayed
+        """True once the group was joined and every assigned partition was replayed."""
+        return self.joined and not self._pending and self.assignment.replayed
+
+    def not_replayed_reason(self) -> str:
+        """Why :attr:`replayed` is false (a readiness problem)."""
+        if self._pending and self._set_up_error:
+            numbers = sorted(tp.partition for tp in self._pending)
+            return (
+                f"config partitions {numbers} assigned but not replayed "
+                f"({self._set_up_error}); retrying"
+            )
+        return "config topic not replayed yet"
 
     async def run(self) -> None:
         """Join the group and apply commands until cancelled; leaves the group on exit.
 
-        On exit every owned partition is given up, so a restarted run starts clean.
+        On exit, whatever the cause, every owned match is unfollowed and the hand-over is
+        awaited before the group is left, so a restarted run starts clean and the next
+        owner's records come after this one's.
         """
-        consumer = self._consumer = AIOKafkaConsumer(
-            **self._client_kwargs(), **self._consumer_kwargs
-        )
+        consumer = self._consumer = self._new_consumer()
         consumer.subscribe([self.topic], listener=_Listener(self))
-        await consumer.start()
         try:
+            await consumer.start()
             while True:
+                if self._pending and time.monotonic() >= self._set_up_at:
+                    await self._set_up()
                 batches = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
                 for partition, records in batches.items():
+                    if partition in self._pending:
+                        continue  # read again from the beginning once set up
                     for record in records:
                         self._handle(partition.partition, record.offset, record.key, record.value)
                     highwater = consumer.highwater(partition)
                     if highwater is not None:
                         self._highwater[partition.partition] = highwater
                 self._update_lag()
+                if time.monotonic() >= self._reassert_at:
+                    await self._reassert()
         finally:
-            await consumer.stop()
             self.joined = False
-            self._revoked({TopicPartition(self.topic, p) for p in self.assignment.partitions})
+            self._pending.clear()
+            try:
+                owned = {TopicPartition(self.topic, p) for p in self.assignment.partitions}
+                if self._revoked(owned):
+                    await self._hand_over()
+            finally:
+                await consumer.stop()
+                if self._producer is not None:
+                    producer, self._producer = self._producer, None
+                    await producer.stop()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        """The group member of one :meth:`run` (a test may wrap it to inject faults)."""
+        return AIOKafkaConsumer(**self._client_kwargs(), **self._consumer_kwargs)
 
     def _handle(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         self._position[partition] = offset + 1
@@ -111,13 +162,71 @@ class ConfigConsumer:
                 shown,
                 exc,
             )
-            self._apply(self.assignment.advance(partition, offset + 1))
+            self._apply(self.assignment.rejected(partition, offset, exc.key_id))
             return
         result, changes = self.assignment.apply(partition, offset, command)
         self._metrics.config_commands.labels(result=result.value).inc()
         if result is Applied.APPLIED:
             log.debug("config: %s match %d", command.action, command.match_id)
         self._apply(changes)
+
+    async def _reassert(self) -> None:
+        """Write the re-asserts the assignment owes, each into its own partition.
+
+        After a failed write the producer is replaced (it may be stuck in a fatal state).
+        """
+        if self._producer_failed and self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+        self._producer_failed = False
+        for owed in self.assignment.take_reasserts():
+            key, value = encode_command(owed.action, owed.match_id, reasserts=owed.intent)
+            try:
+                producer = self._producer or await self._start_producer()
+                sent = await producer.send(self.topic, value, key=key, partition=owed.partition)
+            except Exception as exc:
+                self._reassert_failed(owed, exc)
+                continue
+            sent.add_done_callback(partial(self._reasserted, owed))
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(**self._client_kwargs(), acks="all", enable_idempotence=True)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+        return producer
+
+    def _reasserted(self, owed: Reassert, sent: asyncio.Future[Any]) -> None:
+        error = sent.exception() if not sent.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            self._reassert_failed(owed, error)
+            return
+        self._metrics.config_reasserts.inc()
+        log.warning(
+            "config: re-asserted %s of match %d (offset %d) over the record at %s[%d]@%d, "
+            "so that compaction keeps it",
+            owed.action,
+            owed.match_id,
+            owed.intent,
+            self.topic,
+            owed.partition,
+            owed.over,
+        )
+
+    def _reassert_failed(self, owed: Reassert, error: BaseException) -> None:
+        log.warning(
+            "config: could not re-assert %s of match %d (%s); trying again in %.0fs",
+            owed.action,
+            owed.match_id,
+            f"{type(error).__name__}: {error}".rstrip(": "),
+            _REASSERT_RETRY,
+        )
+        self.assignment.reassert_failed(owed)
+        self._reassert_at = time.monotonic() + _REASSERT_RETRY
+        self._producer_failed = True
 
     def _update_lag(self) -> None:
         owned = self.assignment.partitions
@@ -126,22 +235,56 @@ class ConfigConsumer:
         self._metrics.owned_partitions.set(len(owned))
 
     async def _assigned(self, partitions: set[TopicPartition]) -> None:
+        self._generation += 1
+        self._pending = set(partitions)
+        self._set_up_error = ""
+        self.joined = True
+        await self._set_up()
+
+    async def _set_up(self) -> None:
+        """Find the pending partitions' end offsets, seek to their beginning, replay them.
+
+        If that fails the partitions stay pending (paused) and :meth:`run` tries again; if
+        a rebalance came meanwhile, the outcome belongs to an old generation and is dropped.
+        """
         consumer = self._consumer
         assert consumer is not None
+        generation, partitions = self._generation, set(self._pending)
         numbers = sorted(tp.partition for tp in partitions)
-        ends = await consumer.end_offsets(list(partitions)) if partitions else {}
-        if partitions:
-            await consumer.seek_to_beginning(*partitions)
+        try:
+            ends = await consumer.end_offsets(list(partitions)) if partitions else {}
+            if partitions:
+                await consumer.seek_to_beginning(*partitions)
+        except Exception as exc:
+            if generation != self._generation:
+                return
+            consumer.pause(*partitions)
+            self._set_up_at = time.monotonic() + _SET_UP_RETRY
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            if error != self._set_up_error:
+                log.warning(
+                    "config partitions %s assigned but not replayed (%s); not ready, retrying",
+                    numbers,
+                    error,
+                )
+            self._set_up_error = error
+            return
+        if generation != self._generation:
+            return
+        consumer.resume(*partitions)
+        self._pending.clear()
+        self._set_up_error = ""
         for tp in partitions:
             self._position[tp.partition] = 0
             self._highwater[tp.partition] = ends.get(tp, 0)
         log.info("config partitions assigned: %s (replaying)", numbers or "none")
         self._apply(self.assignment.assign({tp.partition: ends.get(tp, 0) for tp in partitions}))
-        self.joined = True
         self._update_lag()
 
     def _revoked(self, partitions: set[TopicPartition]) -> bool:
         """Give up ``partitions`` and their matches; True when a match was given up."""
+        self._generation += 1
+        self._pending -= partitions
         numbers = sorted(tp.partition for tp in partitions)
         if numbers:
             log.info("config partitions revoked: %s", numbers)

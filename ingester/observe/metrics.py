@@ -135,6 +135,11 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.config_reasserts = Counter(
+            p + "config_reasserts",
+            "Config commands written again so that compaction keeps them over a record on top.",
+            registry=r,
+        )
         self.config_lag = Gauge(
             p + "config_lag_records", "Config-topic records not yet applied.", registry=r
         )

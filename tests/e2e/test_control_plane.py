@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingester.bench.processes import PYTHON
 from ingester.control.commands import MAX_COMMAND_BYTES, encode_command
@@ -253,3 +254,75 @@ async def test_a_config_topic_that_is_not_compacted_stops_start_up(
     last_line = daemon.output().strip().splitlines()[-1]
     assert "INGESTER_CONFIG_TOPIC" in last_line
     assert "compact" in last_line
+
+
+async def read_partition(
+    bootstrap: str, topic: str
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every record of partition 0 of ``topic`` now: ``(offset, key, value)``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        records: list[tuple[int, bytes | None, bytes | None]] = []
+        while await consumer.position(tp) < end:
+            for batch in (await consumer.getmany(tp, timeout_ms=1000)).values():
+                records.extend((r.offset, r.key, r.value) for r in batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def test_a_bad_command_over_a_followed_key_survives_compaction_and_a_restart(
+    tmp_path: Path, bootstrap: str, topic_factory: TopicFactory, simulator: Simulator
+) -> None:
+    """The issue's reproduction: real compaction, then a restart; both matches followed."""
+    config = await topic_factory(
+        partitions=1,
+        config={
+            "cleanup.policy": "compact",
+            "segment.ms": "500",
+            "min.cleanable.dirty.ratio": "0.001",
+            "delete.retention.ms": "100",
+        },
+    )
+    topics = Topics(topic_factory.name(), config, topic_factory.name())
+    first, second = all_ids(simulator)[:2]
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_INSTANCE_ID="one")
+    restarted: Daemon | None = None
+    try:
+        await daemon.follow([first, second])
+        (added_at,) = [
+            o for o, k, _ in await read_partition(bootstrap, config) if k == b"%d" % first
+        ]
+        bad = b'{"action":"explode","match_id":%d}' % first
+        await send_commands(bootstrap, config, [(b"%d" % first, bad)])
+        # the cleaner compacts only rolled segments: keep appending (tombstones of a match
+        # nobody follows) until it removed the first add
+        deadline = time.monotonic() + 120
+        while True:
+            records = await read_partition(bootstrap, config)
+            if all(offset != added_at for offset, _, _ in records):
+                break
+            assert time.monotonic() < deadline, f"the cleaner did not run: {records}"
+            await send_commands(bootstrap, config, [(b"999999", None)])
+            await asyncio.sleep(1.0)  # the next poll; segments roll after 500 ms
+        print("compacted:", [(o, k, v) for o, k, v in records if k != b"999999"])
+        under_first = [v for _, k, v in records if k == b"%d" % first]
+        reasserts = daemon.metric("sportrix_ingester_config_reasserts_total")
+        assert daemon.stop() == 0
+        restarted = Daemon(tmp_path, bootstrap, simulator.url, topics, INGESTER_INSTANCE_ID="two")
+        await restarted.wait_active([first, second])
+        assert set(restarted.match_states()) == {first, second}
+        listing = await matches_list(bootstrap, config)
+        assert {int(line) for line in listing.split() if line.isdigit()} == {first, second}
+        assert under_first[-1] != bad, "the bad record is the newest under its key"
+        assert reasserts == 1
+        assert daemon.output().count(f"re-asserted add of match {first}") == 1
+    finally:
+        daemon.stop()
+        if restarted is not None:
+            assert restarted.stop() == 0
