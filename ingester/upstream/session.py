@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 _MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _OVERSIZED_HEAD_BYTES = 64 * 1024  # of a message over the limit, kept for its dead letter
-_CLOSE = b""  # in the control outbox: close the connection cleanly
+_CLOSE = None  # in the control outbox: close the connection cleanly
 
 
 class ConnectionState(StrEnum):
@@ -106,6 +106,7 @@ class UpstreamSession:
         on_disconnected: Callable[[int], None],
         execute: Callable[[list[Action]], None],
         read_key: Callable[[], str | None],
+        on_subscribe_sent: Callable[[int, int, float], None],
     ) -> None:
         self.index = index
         self.state = ConnectionState.CONNECTING
@@ -120,22 +121,24 @@ class UpstreamSession:
         self._on_disconnected = on_disconnected
         self._execute = execute
         self._read_key = read_key
+        self._on_subscribe_sent = on_subscribe_sent
         self._backoff = Backoff(
             base=settings.backoff_base,
             cap=settings.backoff_cap,
             reset_after=settings.backoff_reset_after,
         )
-        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
         self._websocket: _TrackedConnection | None = None
         self._dropped: _Disconnect | None = None  # why this side aborted the connection
 
     def send_control(self, action: str, match_id: int) -> None:
         """Queue a ``subscribe``/``unsubscribe``; sent (paced) while connected, else dropped.
 
-        Dropping is safe: on the next connect every wanted match is subscribed again.
+        Dropping is safe: on the next connect every wanted match is subscribed again. A
+        subscribe's answer is due from when it is sent (``on_subscribe_sent``), not queued.
         """
         if self.state is ConnectionState.CONNECTED:
-            self._outbox.put_nowait(orjson.dumps({"action": action, "match_id": match_id}))
+            self._outbox.put_nowait((action, match_id))
 
     def replace(self, detail: str) -> None:
         """Drop the connection now and connect again (counted as ``unanswered``); nothing
@@ -335,7 +338,10 @@ class UpstreamSession:
             if next_slot > now:
                 await asyncio.sleep(next_slot - now)
             next_slot = max(next_slot, now) + interval
-            await websocket.send(message.decode())
+            action, match_id = message
+            await websocket.send(orjson.dumps({"action": action, "match_id": match_id}).decode())
+            if action == "subscribe" and not self._closing:
+                self._on_subscribe_sent(self.index, match_id, time.monotonic())
 
     async def _watch(self, websocket: _TrackedConnection) -> None:
         """Drop the connection when it has been silent for ``idle_timeout``."""
