@@ -24,7 +24,8 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import Event
 
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor
@@ -65,6 +66,7 @@ class _TrackedConnection(ClientConnection):
 
     last_activity: float = 0.0
     oversized: tuple[bytes, str] | None = None
+    _first_fragment: Frame | None = None  # of a fragmented message not yet complete
 
     def __init__(self, protocol: ClientProtocol, *args: Any, **kwargs: Any) -> None:
         super().__init__(protocol, *args, **kwargs)
@@ -74,9 +76,17 @@ class _TrackedConnection(ClientConnection):
             # The parser calls this on the header announcing too many bytes, the payload's
             # first bytes at the front of the reader's buffer. With compression on, the limit
             # is met after inflating, the buffer holds what follows: nothing is kept then.
+            # A fragmented message's start is its first fragment (maybe parsed in this very
+            # read, its event not processed yet).
             if code == CloseCode.MESSAGE_TOO_BIG and self.oversized is None:
-                buffer = protocol.reader.buffer
-                head = b"" if protocol.extensions else bytes(buffer[:_OVERSIZED_HEAD_BYTES])
+                for event in protocol.events:
+                    self._track(event)
+                if self._first_fragment is not None:
+                    head = bytes(self._first_fragment.data[:_OVERSIZED_HEAD_BYTES])
+                elif protocol.extensions:
+                    head = b""
+                else:
+                    head = bytes(protocol.reader.buffer[:_OVERSIZED_HEAD_BYTES])
                 self.oversized = (head, reason)
             fail(code, reason)
 
@@ -85,6 +95,18 @@ class _TrackedConnection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
         super().data_received(data)
+
+    def process_event(self, event: Event) -> None:
+        self._track(event)
+        super().process_event(event)
+
+    def _track(self, event: Event) -> None:
+        """Note the first fragment of a message until its last one comes."""
+        if isinstance(event, Frame):
+            if event.opcode is Opcode.TEXT or event.opcode is Opcode.BINARY:
+                self._first_fragment = None if event.fin else event
+            elif event.opcode is Opcode.CONT and event.fin:
+                self._first_fragment = None
 
 
 def redact_url(url: str) -> str:
