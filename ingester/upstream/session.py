@@ -343,7 +343,7 @@ class UpstreamSession:
                     paused.set(0)
                 else:
                     buffer.put_nowait(record)
-            if actions:
+            if actions and not self._closing:  # it may have started closing while paused
                 execute(actions)
 
     async def _write(self, websocket: _TrackedConnection) -> None:
