@@ -17,7 +17,9 @@ _HEAD = b'{"op":"snapshot","match_id":41000,"data":{"padding":"'
 _MIB = 1024 * 1024
 
 
-async def _oversized_head(fragments: list[bytes], apart: bool = False) -> bytes:
+async def _oversized_head(
+    fragments: list[bytes], apart: bool = False, compression: str | None = None
+) -> bytes:
     """What the client kept of ``fragments``, sent as one text message over 4 MiB; when
     ``apart``, the rest only once the client has taken in the first fragment."""
     client: list[_TrackedConnection] = []
@@ -33,13 +35,13 @@ async def _oversized_head(fragments: list[bytes], apart: bool = False) -> bytes:
         await server.send(first_then_rest())
         await server.wait_closed()
 
-    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=None) as server:
+    async with serve(handler, "127.0.0.1", 0, compression=compression, max_size=None) as server:
         port = server.sockets[0].getsockname()[1]
         async with connect(
             f"ws://127.0.0.1:{port}",
             create_connection=_TrackedConnection,
             max_size=_MAX_MESSAGE_BYTES,
-            compression=None,
+            compression=compression,
         ) as websocket:
             assert isinstance(websocket, _TrackedConnection)
             client.append(websocket)
@@ -63,3 +65,10 @@ async def test_the_head_of_a_fragmented_message_is_its_start_not_the_fragment_ov
     fragments = [_HEAD + b"x" * (3 * _MIB), b"x" * (2 * _MIB), b'"}}']
     head = await _oversized_head(fragments, apart)
     assert head.startswith(_HEAD)
+
+
+async def test_nothing_is_kept_of_a_compressed_message_in_one_frame() -> None:
+    """The limitation the guarantees state: the limit is met while inflating, when the
+    frame's bytes are gone."""
+    head = await _oversized_head([_HEAD + b"x" * (5 * _MIB) + b'"}}'], compression="deflate")
+    assert head == b""
