@@ -108,6 +108,7 @@ class UpstreamPool:
             on_disconnected=self._book.disconnected,
             execute=self.execute,
             read_key=self._read_key,
+            on_subscribe_sent=self._book.subscribe_sent,
         )
         self._sessions[index] = session
         self._tasks[index] = asyncio.create_task(session.run(), name=f"upstream-{index}")

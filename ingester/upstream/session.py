@@ -24,7 +24,8 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame, Opcode
+from websockets.protocol import Event
 
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _OVERSIZED_HEAD_BYTES = 64 * 1024  # of a message over the limit, kept for its dead letter
-_CLOSE = b""  # in the control outbox: close the connection cleanly
+_CLOSE = None  # in the control outbox: close the connection cleanly
 
 
 class ConnectionState(StrEnum):
@@ -65,6 +66,7 @@ class _TrackedConnection(ClientConnection):
 
     last_activity: float = 0.0
     oversized: tuple[bytes, str] | None = None
+    _first_fragment: Frame | None = None  # of a fragmented message not yet complete
 
     def __init__(self, protocol: ClientProtocol, *args: Any, **kwargs: Any) -> None:
         super().__init__(protocol, *args, **kwargs)
@@ -74,9 +76,17 @@ class _TrackedConnection(ClientConnection):
             # The parser calls this on the header announcing too many bytes, the payload's
             # first bytes at the front of the reader's buffer. With compression on, the limit
             # is met after inflating, the buffer holds what follows: nothing is kept then.
+            # A fragmented message's start is its first fragment (maybe parsed in this very
+            # read, its event not processed yet).
             if code == CloseCode.MESSAGE_TOO_BIG and self.oversized is None:
-                buffer = protocol.reader.buffer
-                head = b"" if protocol.extensions else bytes(buffer[:_OVERSIZED_HEAD_BYTES])
+                for event in protocol.events:
+                    self._track(event)
+                if self._first_fragment is not None:
+                    head = bytes(self._first_fragment.data[:_OVERSIZED_HEAD_BYTES])
+                elif protocol.extensions:
+                    head = b""
+                else:
+                    head = bytes(protocol.reader.buffer[:_OVERSIZED_HEAD_BYTES])
                 self.oversized = (head, reason)
             fail(code, reason)
 
@@ -85,6 +95,18 @@ class _TrackedConnection(ClientConnection):
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
         super().data_received(data)
+
+    def process_event(self, event: Event) -> None:
+        self._track(event)
+        super().process_event(event)
+
+    def _track(self, event: Event) -> None:
+        """Note the first fragment of a message until its last one comes."""
+        if isinstance(event, Frame):
+            if event.opcode is Opcode.TEXT or event.opcode is Opcode.BINARY:
+                self._first_fragment = None if event.fin else event
+            elif event.opcode is Opcode.CONT and event.fin:
+                self._first_fragment = None
 
 
 def redact_url(url: str) -> str:
@@ -106,6 +128,7 @@ class UpstreamSession:
         on_disconnected: Callable[[int], None],
         execute: Callable[[list[Action]], None],
         read_key: Callable[[], str | None],
+        on_subscribe_sent: Callable[[int, int, float], None],
     ) -> None:
         self.index = index
         self.state = ConnectionState.CONNECTING
@@ -120,22 +143,24 @@ class UpstreamSession:
         self._on_disconnected = on_disconnected
         self._execute = execute
         self._read_key = read_key
+        self._on_subscribe_sent = on_subscribe_sent
         self._backoff = Backoff(
             base=settings.backoff_base,
             cap=settings.backoff_cap,
             reset_after=settings.backoff_reset_after,
         )
-        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
         self._websocket: _TrackedConnection | None = None
         self._dropped: _Disconnect | None = None  # why this side aborted the connection
 
     def send_control(self, action: str, match_id: int) -> None:
         """Queue a ``subscribe``/``unsubscribe``; sent (paced) while connected, else dropped.
 
-        Dropping is safe: on the next connect every wanted match is subscribed again.
+        Dropping is safe: on the next connect every wanted match is subscribed again. A
+        subscribe's answer is due from when it is sent (``on_subscribe_sent``), not queued.
         """
         if self.state is ConnectionState.CONNECTED:
-            self._outbox.put_nowait(orjson.dumps({"action": action, "match_id": match_id}))
+            self._outbox.put_nowait((action, match_id))
 
     def replace(self, detail: str) -> None:
         """Drop the connection now and connect again (counted as ``unanswered``); nothing
@@ -318,7 +343,7 @@ class UpstreamSession:
                     paused.set(0)
                 else:
                     buffer.put_nowait(record)
-            if actions:
+            if actions and not self._closing:  # it may have started closing while paused
                 execute(actions)
 
     async def _write(self, websocket: _TrackedConnection) -> None:
@@ -335,7 +360,10 @@ class UpstreamSession:
             if next_slot > now:
                 await asyncio.sleep(next_slot - now)
             next_slot = max(next_slot, now) + interval
-            await websocket.send(message.decode())
+            action, match_id = message
+            await websocket.send(orjson.dumps({"action": action, "match_id": match_id}).decode())
+            if action == "subscribe" and not self._closing:
+                self._on_subscribe_sent(self.index, match_id, time.monotonic())
 
     async def _watch(self, websocket: _TrackedConnection) -> None:
         """Drop the connection when it has been silent for ``idle_timeout``."""

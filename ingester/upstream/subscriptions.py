@@ -8,7 +8,8 @@ carries the actions out.
 
 A match goes ``pending`` (subscribe sent or to be sent) → ``active`` (snapshot seen) →
 ``refused`` (error frame; retried after ``refused_retry`` seconds), or is dropped. A subscribe
-left unanswered (no snapshot, no error) for ``subscribe_timeout`` seconds is sent again; left
+left unanswered (no snapshot, no error) for ``subscribe_timeout`` seconds after it went out
+(:meth:`SubscriptionBook.subscribe_sent`) is sent again; left
 unanswered once more, its connection is replaced. Matches are packed onto connections, each
 holding at most ``per_connection``; beyond ``max_matches`` a match waits (``waiting``) until
 another one is dropped.
@@ -134,7 +135,7 @@ class Match:
     # Subscribed on a connection that was already up, which may still deliver frames of an
     # earlier subscription of the match: none is the match's until the new snapshot.
     fresh: bool = False
-    answer_due: float | None = None  # set by the first tick after a subscribe is sent
+    answer_due: float | None = None  # set when its subscribe goes out (subscribe_sent)
     resent: bool = False
     oversized: int = 0  # messages over the size limit since its last snapshot
 
@@ -376,6 +377,17 @@ class SubscriptionBook:
         match.retry_at = match.answer_due = None
         return True
 
+    def subscribe_sent(self, connection: int, match_id: int, now: float) -> None:
+        """A subscribe for ``match_id`` went out on ``connection`` at ``now``: its answer is
+        due ``subscribe_timeout`` seconds later (not before, however long it was queued)."""
+        match = self._matches.get(match_id)
+        if (
+            match is not None
+            and match.connection == connection
+            and match.state is MatchState.PENDING
+        ):
+            match.answer_due = now + self.subscribe_timeout
+
     # -- time ----------------------------------------------------------------------------
 
     def tick(self, now: float) -> list[Action]:
@@ -414,12 +426,9 @@ class SubscriptionBook:
         actions: list[Action],
         unanswered: dict[int, int],
     ) -> None:
-        """Start the answer deadline of a subscribe just sent, or act on one that passed:
-        send it again once, then ask for its connection to be replaced."""
-        if match.answer_due is None:
-            match.answer_due = now + self.subscribe_timeout
-            return
-        if now < match.answer_due:
+        """Act on a subscribe whose answer is overdue (none is before it is sent): send it
+        again once, then ask for its connection to be replaced."""
+        if match.answer_due is None or now < match.answer_due:
             return
         match.answer_due = now + self.subscribe_timeout  # if the replacement does not happen
         if match.resent:
@@ -427,6 +436,7 @@ class SubscriptionBook:
             unanswered[connection] = unanswered.get(connection, 0) + 1
         else:
             match.resent = True
+            match.answer_due = None  # due once sent again
             actions.append(Subscribe(connection, match.match_id, resend=True))
 
     # -- internals -----------------------------------------------------------------------

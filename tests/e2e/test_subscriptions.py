@@ -122,6 +122,30 @@ async def test_an_unanswered_subscribe_is_sent_again_then_the_connection_replace
         print(f"simulator: {stats['client_messages']}, connections: {stats['connections_total']}")
 
 
+async def test_subscribes_waiting_for_their_turn_to_be_sent_are_not_unanswered(
+    tmp_path: Path, bootstrap: str, topics: Topics
+) -> None:
+    """At one subscribe a second, the tenth waits 9 s in the connection's queue; the
+    answer deadline (4 s) counts from when each is sent, so none is sent again and the
+    connection is not replaced, though the upstream answers every one."""
+    with _running(
+        tmp_path,
+        bootstrap,
+        topics,
+        "2",
+        INGESTER_SUBSCRIBE_RATE="1",
+        INGESTER_SUBSCRIBE_TIMEOUT="4",
+    ) as (simulator, daemon):
+        matches = simulator.matches("soccer")[:10]
+        await daemon.follow(matches)
+        unanswered = daemon.metric("sportrix_ingester_unanswered_subscribes_total")
+        reconnects = daemon.total("sportrix_ingester_upstream_reconnects_total")
+        print(f"unanswered: {unanswered:.0f}; reconnects: {reconnects:.0f}")
+        assert unanswered == 0
+        assert reconnects == 0
+        assert simulator.get("/_sim/stats")["client_messages"]["subscribe"] == len(matches)
+
+
 async def test_a_snapshot_over_the_size_limit_is_dead_lettered_and_given_up_after_a_few(
     tmp_path: Path, bootstrap: str, topics: Topics, dlq_reader: TopicReader
 ) -> None:

@@ -181,7 +181,8 @@ def test_an_error_frame_without_match_id_leaves_the_subscribe_to_its_deadline(
 ) -> None:
     """The contract lets an error frame omit ``match_id``: it refuses nothing, and the
     subscribe it may have answered is sent again once its deadline passes."""
-    book.tick(0.0)
+    book.subscribe_sent(0, SOCCER_ID, 0.0)
+    book.subscribe_sent(0, CRICKET_ID, 0.0)
     raw = orjson.dumps({"op": "error", "code": "rate_limited", "error": "slow down"})
     assert processor.process(raw, NOW, 1.0, 0) == (None, [])
     assert book.get(CRICKET_ID).state is MatchState.PENDING  # type: ignore[union-attr]

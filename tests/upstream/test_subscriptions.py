@@ -141,21 +141,43 @@ def test_an_unanswered_subscribe_is_sent_again_then_its_connection_replaced() ->
     b.follow(2)
     assert b.tick(now=0.0) == []  # not connected: nothing sent, nothing due
     assert b.connected(0) == [Subscribe(0, 1), Subscribe(0, 2)]
-    assert b.tick(now=100.0) == []  # the deadline runs from the first tick after sending
+    b.subscribe_sent(0, 1, now=100.0)
+    b.subscribe_sent(0, 2, now=100.0)
     b.on_data(2, 0, True, 1, "soccer", "live", now=101.0)
     assert b.tick(now=129.0) == []
     assert b.tick(now=130.0) == [Subscribe(0, 1, resend=True)]
     assert b.get(1).state is MatchState.PENDING  # type: ignore[union-attr]
-    assert b.tick(now=159.0) == []
-    assert b.tick(now=160.0) == [ReplaceConnection(0, unanswered=1)]
-    assert b.tick(now=161.0) == []
+    b.subscribe_sent(0, 1, now=131.0)
+    assert b.tick(now=160.0) == []
+    assert b.tick(now=161.0) == [ReplaceConnection(0, unanswered=1)]
+    assert b.tick(now=162.0) == []
     b.disconnected(0)
     assert b.tick(now=300.0) == []
     assert b.connected(0) == [Subscribe(0, 1), Subscribe(0, 2)]
-    assert b.tick(now=301.0) == []
+    b.subscribe_sent(0, 1, now=301.0)
+    b.subscribe_sent(0, 2, now=301.0)
     assert b.tick(now=331.0) == [Subscribe(0, 1, resend=True), Subscribe(0, 2, resend=True)]
     b.on_data(1, 0, True, 5, "soccer", "live", now=332.0)
     b.on_data(2, 0, True, 5, "soccer", "live", now=332.0)
+    assert b.tick(now=1000.0) == []
+
+
+def test_the_answer_deadline_runs_from_when_the_subscribe_is_sent_not_queued() -> None:
+    b = book()
+    b.follow(1)
+    b.connected(0)
+    assert b.tick(now=0.0) == []
+    assert b.tick(now=100.0) == []  # still waiting its turn in the connection's queue
+    b.subscribe_sent(0, 1, now=100.0)
+    assert b.tick(now=129.0) == []
+    assert b.tick(now=130.0) == [Subscribe(0, 1, resend=True)]
+    assert b.tick(now=200.0) == []  # the one sent again is queued too
+    b.subscribe_sent(0, 1, now=200.0)
+    assert b.tick(now=229.0) == []
+    assert b.tick(now=230.0) == [ReplaceConnection(0, unanswered=1)]
+    b.subscribe_sent(1, 1, now=231.0)  # another connection's: not this match's subscribe
+    b.on_data(1, 0, True, 5, "soccer", "live", now=232.0)
+    b.subscribe_sent(0, 1, now=233.0)  # answered already: no deadline
     assert b.tick(now=1000.0) == []
 
 
@@ -163,10 +185,12 @@ def test_a_replacement_that_did_not_happen_is_asked_for_again() -> None:
     b = book()
     b.follow(1)
     b.connected(0)
-    b.tick(now=0.0)
+    b.subscribe_sent(0, 1, now=0.0)
     assert b.tick(now=30.0) == [Subscribe(0, 1, resend=True)]
+    b.subscribe_sent(0, 1, now=30.0)
     assert b.tick(now=60.0) == [ReplaceConnection(0, unanswered=1)]
     assert b.tick(now=90.0) == [Subscribe(0, 1, resend=True)]  # still connected, unanswered
+    b.subscribe_sent(0, 1, now=90.0)
     assert b.tick(now=120.0) == [ReplaceConnection(0, unanswered=1)]
 
 
@@ -174,7 +198,7 @@ def test_a_subscribe_answered_by_a_refusal_is_not_sent_again() -> None:
     b = book()
     b.follow(1)
     b.connected(0)
-    b.tick(now=0.0)
+    b.subscribe_sent(0, 1, now=0.0)
     assert b.on_error(1, 0, "sport_not_enabled", "no", now=5.0)
     assert b.tick(now=100.0) == []
 
