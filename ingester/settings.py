@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     backoff_reset_after: float = _env("INGESTER_BACKOFF_RESET_AFTER", default=60.0, ge=0)
     auth_backoff: float = _env("INGESTER_AUTH_BACKOFF", default=60.0, gt=0)
     refused_retry: float = _env("INGESTER_REFUSED_RETRY", default=300.0, gt=0)
+    ca_file: Path | None = _env("SPORTRIX_CA_FILE", default=None)
+    client_cert_file: Path | None = _env("SPORTRIX_CLIENT_CERT_FILE", default=None)
+    client_key_file: Path | None = _env("SPORTRIX_CLIENT_KEY_FILE", default=None)
+    tls_min_version: Literal["1.2", "1.3"] = _env("SPORTRIX_TLS_MIN_VERSION", default="1.2")
+    proxy: SecretStr | None = _env("SPORTRIX_PROXY", default=None)  # may hold credentials
 
     # Kafka
     kafka_bootstrap_servers: str = _env("KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092")
@@ -183,6 +188,9 @@ class Settings(BaseSettings):
             )
         for env, path in (
             ("SPORTRIX_API_KEY_FILE", self.api_key_file),
+            ("SPORTRIX_CA_FILE", self.ca_file),
+            ("SPORTRIX_CLIENT_CERT_FILE", self.client_cert_file),
+            ("SPORTRIX_CLIENT_KEY_FILE", self.client_key_file),
             ("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file),
             ("KAFKA_SSL_CA_FILE", self.kafka_ssl_ca_file),
             ("KAFKA_SSL_CERT_FILE", self.kafka_ssl_cert_file),
@@ -190,6 +198,11 @@ class Settings(BaseSettings):
         ):
             if path is not None and not path.is_file():
                 raise _FieldError(env, f"{path} is not a readable file")
+        if self.client_key_file is not None and self.client_cert_file is None:
+            raise _FieldError("SPORTRIX_CLIENT_KEY_FILE", "needs SPORTRIX_CLIENT_CERT_FILE")
+        proxy = self.proxy.get_secret_value() if self.proxy else "auto"
+        if proxy not in ("auto", "none") and not proxy.startswith(("http://", "https://")):
+            raise _FieldError("SPORTRIX_PROXY", "must be auto, none, or an http(s):// URL")
         if self.kafka_security_protocol in (KafkaSecurity.SASL_PLAINTEXT, KafkaSecurity.SASL_SSL):
             if not self.kafka_sasl_username:
                 raise _FieldError("KAFKA_SASL_USERNAME", "is required with SASL")

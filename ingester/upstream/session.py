@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor
@@ -30,6 +30,12 @@ from ingester.produce.buffer import RecordBuffer
 from ingester.settings import Settings
 from ingester.upstream.backoff import Backoff
 from ingester.upstream.subscriptions import Action
+from ingester.upstream.transport import (
+    TransportError,
+    UpstreamTransport,
+    classify_failure,
+    redact_url,
+)
 
 __all__ = ["ConnectionState", "UpstreamSession", "redact_url"]
 
@@ -65,11 +71,6 @@ class _TrackedConnection(ClientConnection):
         super().data_received(data)
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its query string, which may carry ``?key=``."""
-    return url.split("?", 1)[0] + ("?<redacted>" if "?" in url else "")
-
-
 class UpstreamSession:
     """Upstream connection number ``index``; :meth:`run` until cancelled or closed cleanly."""
 
@@ -84,10 +85,13 @@ class UpstreamSession:
         on_disconnected: Callable[[int], None],
         execute: Callable[[list[Action]], None],
         read_key: Callable[[], str | None],
+        transport: UpstreamTransport,
     ) -> None:
         self.index = index
         self.state = ConnectionState.CONNECTING
         self.auth_rejected = False
+        #: Why the last attempt failed (``None`` once connected): for ``/readyz``.
+        self.last_failure: str | None = None
         self.connected_since: float | None = None
         self._closing = False
         self._settings = settings
@@ -98,6 +102,7 @@ class UpstreamSession:
         self._on_disconnected = on_disconnected
         self._execute = execute
         self._read_key = read_key
+        self._transport = transport
         self._backoff = Backoff(
             base=settings.backoff_base,
             cap=settings.backoff_cap,
@@ -148,6 +153,7 @@ class UpstreamSession:
                     self._log_closed(disconnect)
                     return
                 self._metrics.upstream_reconnects.labels(reason=disconnect.reason).inc()
+                self.last_failure = f"{disconnect.reason}: {disconnect}"
                 floor = self._settings.auth_backoff if disconnect.reason == "auth_failed" else 0.0
                 delay = self._backoff.next_delay(time.monotonic(), floor)
                 self._log_disconnect(disconnect, delay)
@@ -189,6 +195,8 @@ class UpstreamSession:
             self.auth_rejected = True
             raise _Disconnect("auth_failed", f"SPORTRIX_API_KEY_FILE unreadable: {exc}") from None
         headers = {"X-API-Key": key} if key else {}
+        for warning in self._transport.warnings:
+            log.warning("connection %d: %s", self.index, warning)
         try:
             websocket = await connect(
                 settings.url,
@@ -200,18 +208,13 @@ class UpstreamSession:
                 close_timeout=5,
                 max_size=_MAX_MESSAGE_BYTES,
                 max_queue=256,
-                proxy=None,
+                **self._transport.connect_kwargs(),
             )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
+        except (InvalidHandshake, TimeoutError, OSError, TransportError) as exc:
+            failure = classify_failure(exc, self._transport)
+            if failure.reason == "auth_failed":
                 self.auth_rejected = True
-                raise _Disconnect("auth_failed", f"HTTP {status}") from None
-            raise _Disconnect("handshake_failed", f"HTTP {status}") from None
-        except (InvalidHandshake, TimeoutError) as exc:
-            raise _Disconnect("handshake_failed", _describe(exc)) from None
-        except OSError as exc:
-            raise _Disconnect("error", _describe(exc)) from None
+            raise _Disconnect(failure.reason, failure.cause) from None
         assert isinstance(websocket, _TrackedConnection)
         self.auth_rejected = False
         await self._serve(websocket)
@@ -219,6 +222,7 @@ class UpstreamSession:
     async def _serve(self, websocket: _TrackedConnection) -> None:
         self.state = ConnectionState.CONNECTED
         self.connected_since = time.monotonic()
+        self.last_failure = None
         self._backoff.connected(self.connected_since)
         websocket.last_activity = self.connected_since
         log.info("connection %d: connected to %s", self.index, redact_url(self._settings.url))
@@ -306,8 +310,3 @@ class UpstreamSession:
                 else None
             ),
         }
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return redact_url(text) if "://" in text else text
