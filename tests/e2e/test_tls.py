@@ -1,0 +1,114 @@
+"""wss:// end to end: certificate and host-name verification on, a custom CA, mutual TLS,
+and each way a TLS handshake fails, as an operator sees it (log line, reconnect reason,
+/readyz, backoff)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Daemon, TopicReader, Topics, add_matches
+from tests.e2e.tls import Pki, Tls12Server, TlsSimulator, wait_failing
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA, an unrelated CA, and the certificates the tests serve."""
+    return Pki.make(tmp_path_factory.mktemp("pki"))
+
+
+async def _produces(
+    daemon: Daemon, simulator: TlsSimulator, data_reader: TopicReader, pki: Pki
+) -> None:
+    match = simulator.live_soccer(pki)[0]
+    await daemon.follow([match])
+    await data_reader.poll_until(
+        lambda records: any(r.key == str(match).encode() for r in records),
+        f"records of match {match} over wss://",
+    )
+    assert (
+        daemon.metric("sportrix_ingester_upstream_reconnects_total", reason="handshake_failed") == 0
+    )
+
+
+async def test_wss_with_the_ca_file_verified_end_to_end(
+    tmp_path: Path, pki: Pki, bootstrap: str, topics: Topics, data_reader: TopicReader
+) -> None:
+    simulator = TlsSimulator(tmp_path, pki.server, "--update-rate", "2")
+    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics, SPORTRIX_CA_FILE=str(pki.ca))
+    try:
+        await _produces(daemon, simulator, data_reader, pki)
+        assert "connected to wss://localhost:" in daemon.output()
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()
+
+
+async def test_mutual_tls_with_a_client_certificate(
+    tmp_path: Path, pki: Pki, bootstrap: str, topics: Topics, data_reader: TopicReader
+) -> None:
+    simulator = TlsSimulator(
+        tmp_path, pki.server, "--tls-client-ca", str(pki.ca), "--update-rate", "2"
+    )
+    daemon = Daemon(
+        tmp_path,
+        bootstrap,
+        simulator.url,
+        topics,
+        SPORTRIX_CA_FILE=str(pki.ca),
+        SPORTRIX_CLIENT_CERT_FILE=str(pki.client),
+    )
+    try:
+        await _produces(daemon, simulator, data_reader, pki)
+    finally:
+        assert daemon.stop() == 0
+        simulator.stop()
+
+
+@pytest.mark.parametrize(
+    ("case", "cause"),
+    [
+        ("expired", "the upstream's certificate has expired"),
+        ("wrong_host", "the upstream's certificate is for another host name"),
+        ("unknown_ca", "the upstream's certificate is signed by an unknown CA"),
+        ("other_ca", "the upstream's certificate is signed by an unknown CA"),
+        ("tls_version", "TLS version mismatch"),
+        ("no_client_cert", "it may require a client certificate"),
+    ],
+)
+async def test_a_failed_tls_handshake_is_named_retried_with_backoff_and_not_ready(
+    tmp_path: Path, pki: Pki, bootstrap: str, topics: Topics, case: str, cause: str
+) -> None:
+    settings = {"SPORTRIX_CA_FILE": str(pki.ca)}
+    upstream: Tls12Server | TlsSimulator
+    if case == "tls_version":
+        upstream = Tls12Server(tmp_path, pki)
+        settings["SPORTRIX_TLS_MIN_VERSION"] = "1.3"
+    elif case == "no_client_cert":
+        upstream = TlsSimulator(tmp_path, pki.server, "--tls-client-ca", str(pki.ca))
+    else:
+        cert = {"expired": pki.expired, "wrong_host": pki.wrong_host}.get(case, pki.server)
+        upstream = TlsSimulator(tmp_path, cert)
+        if case == "unknown_ca":
+            del settings["SPORTRIX_CA_FILE"]  # the system CAs alone
+        elif case == "other_ca":
+            settings["SPORTRIX_CA_FILE"] = str(pki.other_ca)
+    daemon = Daemon(
+        tmp_path,
+        bootstrap,
+        upstream.url,
+        topics,
+        INGESTER_BACKOFF_BASE="0.2",
+        INGESTER_BACKOFF_CAP="30",
+        **settings,
+    )
+    try:
+        await daemon.wait_ready()
+        await add_matches(bootstrap, topics.config, [41000])
+        readyz = await wait_failing(daemon, "handshake_failed", cause)
+        assert "upstream not connected" in readyz
+        assert daemon.alive()
+    finally:
+        assert daemon.stop() == 0
+        upstream.stop()
