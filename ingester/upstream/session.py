@@ -225,7 +225,12 @@ class UpstreamSession:
         self.last_failure = None
         self._backoff.connected(self.connected_since)
         websocket.last_activity = self.connected_since
-        log.info("connection %d: connected to %s", self.index, redact_url(self._settings.url))
+        log.info(
+            "connection %d: connected to %s%s",
+            self.index,
+            redact_url(self._settings.url),
+            self._transport.via,
+        )
         self._outbox = asyncio.Queue()
         self._execute(self._on_connected(self.index))
         writer = asyncio.create_task(self._write(websocket), name=f"upstream-{self.index}-write")

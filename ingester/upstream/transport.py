@@ -55,8 +55,10 @@ _VERSION_REASONS = {
     "NO_PROTOCOLS_AVAILABLE",
     "TLSV1_ALERT_INSUFFICIENT_SECURITY",
 }
-_PROXY_STATUS = {
-    407: "proxy authentication required: check the credentials in the proxy URL",
+_PROXY_AUTH = "proxy authentication failed: check the user:password in the proxy URL"
+_PROXY_STATUS = {  # some proxies (tinyproxy) answer bad credentials with 401, not 407
+    401: _PROXY_AUTH,
+    407: _PROXY_AUTH,
     403: "the proxy forbids this destination",
 }
 
@@ -103,6 +105,8 @@ class UpstreamTransport:
         self.address = f"{uri.host}:{uri.port}"
         self.proxy, source = _choose_proxy(settings, uri)
         self.proxy_shown = redact_proxy(self.proxy) if self.proxy else None
+        #: `` via proxy URL`` (credentials hidden), or ``""`` without a proxy: for log lines.
+        self.via = f" via proxy {self.proxy_shown}" if self.proxy_shown else ""
         self.secrets = _proxy_secrets(self.proxy) if self.proxy else ()
         if self.proxy is not None:
             try:
@@ -204,8 +208,7 @@ def classify_failure(exc: BaseException, transport: UpstreamTransport) -> Failur
     the proxy refused the tunnel, or the WebSocket handshake failed. ``error``: the
     upstream or the proxy could not be reached at all.
     """
-    where = transport.address
-    via = f" via proxy {transport.proxy_shown}" if transport.proxy_shown else ""
+    where, via = transport.address, transport.via
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         reason = "auth_failed" if status in (401, 403) else "handshake_failed"
