@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     client_key_file: Path | None = _env("SPORTRIX_CLIENT_KEY_FILE", default=None)
     tls_min_version: Literal["1.2", "1.3"] = _env("SPORTRIX_TLS_MIN_VERSION", default="1.2")
     proxy: SecretStr | None = _env("SPORTRIX_PROXY", default=None)  # may hold credentials
+    proxy_file: Path | None = _env("SPORTRIX_PROXY_FILE", default=None)
 
     # Kafka
     kafka_bootstrap_servers: str = _env("KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092")
@@ -191,6 +192,7 @@ class Settings(BaseSettings):
             ("SPORTRIX_CA_FILE", self.ca_file),
             ("SPORTRIX_CLIENT_CERT_FILE", self.client_cert_file),
             ("SPORTRIX_CLIENT_KEY_FILE", self.client_key_file),
+            ("SPORTRIX_PROXY_FILE", self.proxy_file),
             ("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file),
             ("KAFKA_SSL_CA_FILE", self.kafka_ssl_ca_file),
             ("KAFKA_SSL_CERT_FILE", self.kafka_ssl_cert_file),
@@ -200,9 +202,15 @@ class Settings(BaseSettings):
                 raise _FieldError(env, f"{path} is not a readable file")
         if self.client_key_file is not None and self.client_cert_file is None:
             raise _FieldError("SPORTRIX_CLIENT_KEY_FILE", "needs SPORTRIX_CLIENT_CERT_FILE")
-        proxy = self.proxy.get_secret_value() if self.proxy else "auto"
+        if self.proxy is not None and self.proxy_file is not None:
+            raise _FieldError("SPORTRIX_PROXY", "set it or SPORTRIX_PROXY_FILE, not both")
+        proxy_env = "SPORTRIX_PROXY_FILE" if self.proxy_file else "SPORTRIX_PROXY"
+        try:
+            proxy = self.read_proxy()
+        except OSError:
+            raise _FieldError(proxy_env, "cannot be read") from None
         if proxy not in ("auto", "none") and not proxy.startswith(("http://", "https://")):
-            raise _FieldError("SPORTRIX_PROXY", "must be auto, none, or an http(s):// URL")
+            raise _FieldError(proxy_env, "must be auto, none, or an http(s):// URL")
         if self.kafka_security_protocol in (KafkaSecurity.SASL_PLAINTEXT, KafkaSecurity.SASL_SSL):
             if not self.kafka_sasl_username:
                 raise _FieldError("KAFKA_SASL_USERNAME", "is required with SASL")
@@ -222,6 +230,12 @@ class Settings(BaseSettings):
         if self.api_key_file is not None:
             return self.api_key_file.read_text(encoding="utf-8").strip() or None
         return self.api_key.get_secret_value() if self.api_key else None
+
+    def read_proxy(self) -> str:
+        """``SPORTRIX_PROXY``, or the content of ``SPORTRIX_PROXY_FILE``; ``auto`` when unset."""
+        if self.proxy_file is not None:
+            return self.proxy_file.read_text(encoding="utf-8").strip() or "auto"
+        return self.proxy.get_secret_value() if self.proxy else "auto"
 
     def read_sasl_password(self) -> str | None:
         """The SASL password, from the file when one is configured."""

@@ -163,11 +163,12 @@ class UpstreamTransport:
 
 def _choose_proxy(settings: Settings, uri: WebSocketURI) -> tuple[str | None, str]:
     """The proxy URL (or ``None``) and the name of the setting it came from."""
-    forced = settings.proxy.get_secret_value() if settings.proxy else "auto"
+    forced = settings.read_proxy()
+    source = "SPORTRIX_PROXY_FILE" if settings.proxy_file else "SPORTRIX_PROXY"
     if forced == "none":
-        return None, "SPORTRIX_PROXY"
+        return None, source
     if forced != "auto":
-        return forced, "SPORTRIX_PROXY"
+        return forced, source
     proxy = get_proxy(uri)  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY from os.environ
     names = "HTTPS_PROXY" if uri.secure else "HTTP_PROXY (or HTTPS_PROXY)"
     return proxy, names

@@ -186,3 +186,19 @@ def test_an_eof_is_a_tls_hint_only_on_wss() -> None:
     assert "client certificate" not in plain.cause
     refused = classify_failure(ConnectionRefusedError(111, "Connection refused"), _transport())
     assert refused == Failure("error", "scores.example:443 unreachable: Connection refused")
+
+
+def test_the_proxy_url_can_come_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://ignored:3128")
+    url = tmp_path / "proxy-url"
+    url.write_text("http://svc:s3cret-pw@proxy.corp:3128\n")
+    transport = _transport(proxy_file=url)
+    assert transport.proxy == "http://svc:s3cret-pw@proxy.corp:3128"
+    assert "s3cret-pw" in transport.secrets
+    url.write_text("socks5://proxy.corp:1080\n")
+    with pytest.raises(ConfigError, match="SPORTRIX_PROXY_FILE"):
+        _transport(proxy_file=url)
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings(proxy="none", proxy_file=url)
