@@ -128,13 +128,20 @@ async def test_a_refusing_or_dead_proxy_is_named_retried_and_not_ready(
     )
     try:
         await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, [41000])
+        match = simulator.live_soccer(pki)[0]
+        await add_matches(bootstrap, topics.config, [match])
         readyz = await wait_failing(daemon, reason, cause)
         assert f"proxy http://{credentials and '***@'}127.0.0.1:{port}" in readyz
         if case != "down":
             await wait_for(lambda: proxy.output().count("CONNECT localhost:"), "the proxy asked")
         visible = daemon.everything_visible()
         assert password not in visible
+        if case == "down":  # the proxy comes back: the daemon gets through by itself
+            proxy.stop()
+            proxy = Tinyproxy(tmp_path, auth=True, port=port)
+            await daemon.wait_active([match])
+            await daemon.wait_ready()
+            assert proxy.tunnels_to(simulator.port) >= 1
     finally:
         assert daemon.stop() == 0
         proxy.stop()

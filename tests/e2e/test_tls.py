@@ -92,8 +92,9 @@ async def test_a_failed_tls_handshake_is_named_retried_with_backoff_and_not_read
         upstream = TlsSimulator(tmp_path, cert)
         if case == "unknown_ca":
             del settings["SPORTRIX_CA_FILE"]  # the system CAs alone
-        elif case == "other_ca":
-            settings["SPORTRIX_CA_FILE"] = str(pki.other_ca)
+        elif case == "other_ca":  # a file rewritten with the right CA below
+            settings["SPORTRIX_CA_FILE"] = str(tmp_path / "ca-bundle.pem")
+            (tmp_path / "ca-bundle.pem").write_bytes(pki.other_ca.read_bytes())
     daemon = Daemon(
         tmp_path,
         bootstrap,
@@ -105,10 +106,15 @@ async def test_a_failed_tls_handshake_is_named_retried_with_backoff_and_not_read
     )
     try:
         await daemon.wait_ready()
-        await add_matches(bootstrap, topics.config, [41000])
+        match = upstream.live_soccer(pki)[0] if isinstance(upstream, TlsSimulator) else 41000
+        await add_matches(bootstrap, topics.config, [match])
         readyz = await wait_failing(daemon, "handshake_failed", cause)
         assert "upstream not connected" in readyz
         assert daemon.alive()
+        if case == "other_ca":  # the CA file is read again at every attempt: no restart
+            (tmp_path / "ca-bundle.pem").write_bytes(pki.ca.read_bytes())
+            await daemon.wait_active([match])
+            await daemon.wait_ready()
     finally:
         assert daemon.stop() == 0
         upstream.stop()

@@ -157,10 +157,12 @@ class Tinyproxy(_External):
     ``forbid``: allow CONNECT to port 443 only, so a tunnel to the simulator gets 403.
     """
 
-    def __init__(self, tmp: Path, *, auth: bool = False, forbid: bool = False) -> None:
+    def __init__(
+        self, tmp: Path, *, auth: bool = False, forbid: bool = False, port: int | None = None
+    ) -> None:
         binary = shutil.which("tinyproxy")
         assert binary, "tinyproxy is missing: run scripts/install-tools"
-        self.port = free_port()
+        self.port = port or free_port()
         config = tmp / f"tinyproxy-{self.port}.conf"
         lines = [f"Port {self.port}", "Listen 127.0.0.1", "Timeout 60", "LogLevel Connect"]
         if auth:
