@@ -9,80 +9,52 @@ from pathlib import Path
 import pytest
 
 from ingester.bench.processes import free_port
-from tests.e2e.harness import Daemon, TopicReader, Topics, add_matches, wait_for
+from tests.e2e.harness import TopicReader, Topics, add_matches, wait_for
 from tests.e2e.tls import (
     PROXY_PASSWORD,
     PROXY_USER,
     Pki,
     Tinyproxy,
     TlsSimulator,
+    produces,
+    tls_daemon,
     wait_failing,
 )
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """The CA and the simulator's certificate."""
-    return Pki.make(tmp_path_factory.mktemp("pki"))
-
-
-async def test_https_proxy_from_the_environment_carries_wss(
-    tmp_path: Path, pki: Pki, bootstrap: str, topics: Topics, data_reader: TopicReader
+@pytest.mark.parametrize("how", ["environment", "forced_with_credentials"])
+async def test_wss_through_the_proxy(
+    tmp_path: Path,
+    pki: Pki,
+    bootstrap: str,
+    topics: Topics,
+    data_reader: TopicReader,
+    how: str,
 ) -> None:
+    """HTTPS_PROXY as websockets reads it; or SPORTRIX_PROXY with credentials, which wins
+    over HTTPS_PROXY and never shows (DEBUG logs included)."""
     simulator = TlsSimulator(tmp_path, pki.server, "--update-rate", "2")
-    proxy = Tinyproxy(tmp_path)
-    daemon = Daemon(
-        tmp_path,
-        bootstrap,
-        simulator.url,
-        topics,
-        SPORTRIX_CA_FILE=str(pki.ca),
-        SPORTRIX_PROXY="auto",
-        HTTPS_PROXY=proxy.url,
-        https_proxy=proxy.url,  # the lower-case name wins when both are set
-        NO_PROXY="",
-        no_proxy="",
-    )
+    forced = how == "forced_with_credentials"
+    proxy = Tinyproxy(tmp_path, auth=forced)
+    elsewhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = {
+        "SPORTRIX_PROXY": (
+            f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{proxy.port}" if forced else "auto"
+        ),
+        # The lower-case names win when both are set, so both are given.
+        "HTTPS_PROXY": elsewhere if forced else proxy.url,
+        "https_proxy": elsewhere if forced else proxy.url,
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "INGESTER_LOG_LEVEL": "DEBUG" if forced else "INFO",
+    }
+    daemon = tls_daemon(tmp_path, bootstrap, simulator.url, topics, pki, **settings)
     try:
-        match = simulator.live_soccer(pki)[0]
-        await daemon.follow([match])
-        await data_reader.poll_until(
-            lambda records: any(r.key == str(match).encode() for r in records),
-            "records through the proxy",
-        )
+        await produces(daemon, simulator, data_reader, pki)
         assert proxy.tunnels_to(simulator.port) >= 1
-        assert f"via proxy {proxy.url}" in daemon.output()
-    finally:
-        assert daemon.stop() == 0
-        proxy.stop()
-        simulator.stop()
-
-
-async def test_a_forced_proxy_with_credentials_never_shows_them(
-    tmp_path: Path, pki: Pki, bootstrap: str, topics: Topics, data_reader: TopicReader
-) -> None:
-    simulator = TlsSimulator(tmp_path, pki.server, "--update-rate", "2")
-    proxy = Tinyproxy(tmp_path, auth=True)
-    daemon = Daemon(
-        tmp_path,
-        bootstrap,
-        simulator.url,
-        topics,
-        SPORTRIX_CA_FILE=str(pki.ca),
-        SPORTRIX_PROXY=f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{proxy.port}",
-        HTTPS_PROXY=f"http://127.0.0.1:{free_port()}",  # overridden: nothing listens there
-        INGESTER_LOG_LEVEL="DEBUG",
-    )
-    try:
-        match = simulator.live_soccer(pki)[0]
-        await daemon.follow([match])
-        await data_reader.poll_until(
-            lambda records: any(r.key == str(match).encode() for r in records),
-            "records through the authenticating proxy",
-        )
-        assert proxy.tunnels_to(simulator.port) >= 1
+        shown = f"http://***@127.0.0.1:{proxy.port}" if forced else proxy.url
         visible = daemon.everything_visible()
-        assert f"via proxy http://***@127.0.0.1:{proxy.port}" in visible
+        assert f"connected to {simulator.url} via proxy {shown}" in visible
         assert PROXY_PASSWORD not in visible
     finally:
         assert daemon.stop() == 0
@@ -116,12 +88,12 @@ async def test_a_refusing_or_dead_proxy_is_named_retried_and_not_ready(
     password = "Wr0ng-pass-9x" if case == "wrong_password" else PROXY_PASSWORD
     port = free_port() if case == "down" else proxy.port
     credentials = "" if case == "no_credentials" else f"{PROXY_USER}:{password}@"
-    daemon = Daemon(
+    daemon = tls_daemon(
         tmp_path,
         bootstrap,
         simulator.url,
         topics,
-        SPORTRIX_CA_FILE=str(pki.ca),
+        pki,
         SPORTRIX_PROXY=f"http://{credentials}127.0.0.1:{port}",
         INGESTER_BACKOFF_BASE="0.2",
         INGESTER_BACKOFF_CAP="30",

@@ -9,36 +9,16 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import Daemon, TopicReader, Topics, add_matches
-from tests.e2e.tls import Pki, Tls12Server, TlsSimulator, wait_failing
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """A CA, an unrelated CA, and the certificates the tests serve."""
-    return Pki.make(tmp_path_factory.mktemp("pki"))
-
-
-async def _produces(
-    daemon: Daemon, simulator: TlsSimulator, data_reader: TopicReader, pki: Pki
-) -> None:
-    match = simulator.live_soccer(pki)[0]
-    await daemon.follow([match])
-    await data_reader.poll_until(
-        lambda records: any(r.key == str(match).encode() for r in records),
-        f"records of match {match} over wss://",
-    )
-    assert (
-        daemon.metric("sportrix_ingester_upstream_reconnects_total", reason="handshake_failed") == 0
-    )
+from tests.e2e.tls import Pki, Tls12Server, TlsSimulator, produces, tls_daemon, wait_failing
 
 
 async def test_wss_with_the_ca_file_verified_end_to_end(
     tmp_path: Path, pki: Pki, bootstrap: str, topics: Topics, data_reader: TopicReader
 ) -> None:
     simulator = TlsSimulator(tmp_path, pki.server, "--update-rate", "2")
-    daemon = Daemon(tmp_path, bootstrap, simulator.url, topics, SPORTRIX_CA_FILE=str(pki.ca))
+    daemon = tls_daemon(tmp_path, bootstrap, simulator.url, topics, pki)
     try:
-        await _produces(daemon, simulator, data_reader, pki)
+        await produces(daemon, simulator, data_reader, pki)
         assert "connected to wss://localhost:" in daemon.output()
     finally:
         assert daemon.stop() == 0
@@ -51,16 +31,11 @@ async def test_mutual_tls_with_a_client_certificate(
     simulator = TlsSimulator(
         tmp_path, pki.server, "--tls-client-ca", str(pki.ca), "--update-rate", "2"
     )
-    daemon = Daemon(
-        tmp_path,
-        bootstrap,
-        simulator.url,
-        topics,
-        SPORTRIX_CA_FILE=str(pki.ca),
-        SPORTRIX_CLIENT_CERT_FILE=str(pki.client),
+    daemon = tls_daemon(
+        tmp_path, bootstrap, simulator.url, topics, pki, SPORTRIX_CLIENT_CERT_FILE=str(pki.client)
     )
     try:
-        await _produces(daemon, simulator, data_reader, pki)
+        await produces(daemon, simulator, data_reader, pki)
     finally:
         assert daemon.stop() == 0
         simulator.stop()
@@ -82,6 +57,7 @@ async def test_a_failed_tls_handshake_is_named_retried_with_backoff_and_not_read
 ) -> None:
     settings = {"SPORTRIX_CA_FILE": str(pki.ca)}
     upstream: Tls12Server | TlsSimulator
+    match = 41000  # any id will do where the daemon never gets through
     if case == "tls_version":
         upstream = Tls12Server(tmp_path, pki)
         settings["SPORTRIX_TLS_MIN_VERSION"] = "1.3"
@@ -95,6 +71,7 @@ async def test_a_failed_tls_handshake_is_named_retried_with_backoff_and_not_read
         elif case == "other_ca":  # a file rewritten with the right CA below
             settings["SPORTRIX_CA_FILE"] = str(tmp_path / "ca-bundle.pem")
             (tmp_path / "ca-bundle.pem").write_bytes(pki.other_ca.read_bytes())
+            match = upstream.live_soccer(pki)[0]  # followed once the right CA is in
     daemon = Daemon(
         tmp_path,
         bootstrap,
@@ -106,7 +83,6 @@ async def test_a_failed_tls_handshake_is_named_retried_with_backoff_and_not_read
     )
     try:
         await daemon.wait_ready()
-        match = upstream.live_soccer(pki)[0] if isinstance(upstream, TlsSimulator) else 41000
         await add_matches(bootstrap, topics.config, [match])
         readyz = await wait_failing(daemon, "handshake_failed", cause)
         assert "upstream not connected" in readyz

@@ -21,7 +21,7 @@ from typing import Any
 import trustme
 
 from ingester.bench.processes import free_port
-from tests.e2e.harness import TEST_KEY, Daemon, Process, wait_for
+from tests.e2e.harness import TEST_KEY, Daemon, Process, TopicReader, Topics, wait_for
 
 #: A proxy password distinctive enough that a leak anywhere is found by a search.
 PROXY_PASSWORD = "pxy-Zr8u4TqW"
@@ -177,6 +177,26 @@ class Tinyproxy(_External):
     def tunnels_to(self, port: int) -> int:
         """How many CONNECT requests to ``localhost:port`` the proxy has logged."""
         return self.output().count(f"CONNECT localhost:{port} ")
+
+
+def tls_daemon(
+    tmp: Path, bootstrap: str, upstream_url: str, topics: Topics, pki: Pki, **settings: str
+) -> Daemon:
+    """A daemon trusting the test CA (``SPORTRIX_CA_FILE``), with ``settings`` on top."""
+    return Daemon(tmp, bootstrap, upstream_url, topics, SPORTRIX_CA_FILE=str(pki.ca), **settings)
+
+
+async def produces(
+    daemon: Daemon, simulator: TlsSimulator, data_reader: TopicReader, pki: Pki
+) -> None:
+    """Follow a live match and wait for its records in the data topic: the path works."""
+    match = simulator.live_soccer(pki)[0]
+    await daemon.follow([match])
+    await data_reader.poll_until(
+        lambda records: any(r.key == str(match).encode() for r in records),
+        f"records of match {match}",
+    )
+    assert daemon.total("sportrix_ingester_upstream_reconnects_total") == 0
 
 
 def failure_lines(daemon: Daemon) -> list[dict[str, Any]]:
