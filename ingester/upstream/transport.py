@@ -16,18 +16,17 @@ import base64
 import ipaddress
 import ssl
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 from websockets.exceptions import (
     InvalidHandshake,
     InvalidMessage,
-    InvalidProxy,
     InvalidProxyMessage,
     InvalidProxyStatus,
     InvalidStatus,
 )
-from websockets.proxy import get_proxy, parse_proxy
 from websockets.uri import WebSocketURI, parse_uri
 
 from ingester.settings import ConfigError, Settings
@@ -108,16 +107,9 @@ class UpstreamTransport:
         #: `` via proxy URL`` (credentials hidden), or ``""`` without a proxy: for log lines.
         self.via = f" via proxy {self.proxy_shown}" if self.proxy_shown else ""
         self.secrets = _proxy_secrets(self.proxy) if self.proxy else ()
-        if self.proxy is not None:
-            try:
-                scheme = parse_proxy(self.proxy).scheme
-            except InvalidProxy:
-                raise ConfigError(f"invalid setting {source}: not a valid proxy URL") from None
-            if scheme not in ("http", "https"):
-                raise ConfigError(
-                    f"invalid setting {source}: {scheme}:// proxies are not supported "
-                    "(use an http:// or https:// proxy)"
-                )
+        problem = _proxy_problem(self.proxy) if self.proxy else None
+        if problem:
+            raise ConfigError(f"invalid setting {source}: {problem}")
         #: Logged at every connect: settings that weaken the connection's security.
         self.warnings: tuple[str, ...] = ()
         if not self.secure and not _is_loopback(uri.host):
@@ -169,9 +161,37 @@ def _choose_proxy(settings: Settings, uri: WebSocketURI) -> tuple[str | None, st
         return None, source
     if forced != "auto":
         return forced, source
-    proxy = get_proxy(uri)  # HTTPS_PROXY, HTTP_PROXY, NO_PROXY from os.environ
-    names = "HTTPS_PROXY" if uri.secure else "HTTP_PROXY (or HTTPS_PROXY)"
-    return proxy, names
+    # What websockets' connect(proxy=True) does (its helper moved between modules from 15 to
+    # 16, so it is not imported): NO_PROXY first, then a proxy per scheme, the standard
+    # library reading the environment (lower-case names winning over upper-case ones).
+    if urllib.request.proxy_bypass(f"{uri.host}:{uri.port}"):
+        return None, "NO_PROXY"
+    proxies = urllib.request.getproxies()
+    schemes = ("wss", "socks", "https") if uri.secure else ("ws", "socks", "https", "http")
+    for scheme in schemes:
+        proxy = proxies.get(scheme)
+        if proxy:
+            if scheme == "socks" and proxy.startswith("http://"):
+                proxy = "socks5h://" + proxy.removeprefix("http://")  # as websockets reads it
+            return proxy, f"{scheme.upper()}_PROXY"
+    return None, "HTTPS_PROXY"
+
+
+def _proxy_problem(proxy: str) -> str | None:
+    """Why ``proxy`` cannot be used (never quoting it: it may hold a password), or None."""
+    try:
+        parts = urllib.parse.urlsplit(proxy)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        return "not a valid proxy URL"
+    if parts.scheme not in ("http", "https"):
+        scheme = parts.scheme or "no scheme"
+        return f"{scheme}:// proxies are not supported (use an http:// or https:// proxy)"
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "not a valid proxy URL (http[s]://[user:password@]host[:port])"
+    if parts.username is not None and parts.password is None:
+        return "a proxy user needs a password (user:password@)"
+    return None
 
 
 def _proxy_secrets(proxy: str) -> tuple[str, ...]:

@@ -23,7 +23,15 @@ from ingester.upstream.transport import (
     redact_proxy,
 )
 
-_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "WSS_PROXY", "WS_PROXY", "ALL_PROXY")
+_PROXY_VARS = (
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "WSS_PROXY",
+    "WS_PROXY",
+    "SOCKS_PROXY",
+    "ALL_PROXY",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +57,8 @@ def test_proxy_from_https_proxy_unless_no_proxy_names_the_host(
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
     assert _transport().proxy == "http://proxy.corp:3128"
     assert _transport("ws://scores.example/v1/stream").proxy == "http://proxy.corp:3128"
+    monkeypatch.setenv("WSS_PROXY", "http://wss-only.corp:3128")
+    assert _transport().proxy == "http://wss-only.corp:3128"  # websockets' own variable first
     monkeypatch.setenv("NO_PROXY", ".example")
     assert _transport().proxy is None
 
@@ -78,6 +88,8 @@ def test_proxy_credentials_are_hidden_and_registered_as_secrets() -> None:
         ({"proxy": "socks5://proxy.corp:1080"}, {}, "SPORTRIX_PROXY"),
         ({"proxy": "http://"}, {}, "SPORTRIX_PROXY"),
         ({}, {"HTTPS_PROXY": "socks5h://proxy.corp:1080"}, "HTTPS_PROXY"),
+        ({}, {"SOCKS_PROXY": "http://proxy.corp:1080"}, "SOCKS_PROXY"),
+        ({"proxy": "http://user@proxy.corp:3128"}, {}, "SPORTRIX_PROXY"),
     ],
 )
 def test_an_unusable_proxy_stops_start_up_naming_its_variable(
