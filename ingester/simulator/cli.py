@@ -102,7 +102,11 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sportrix-ingester simulate: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:  # the port is taken, a TLS file is missing or not PEM
+        print(f"sportrix-ingester simulate: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

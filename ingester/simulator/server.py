@@ -72,10 +72,15 @@ def _server_tls(config: SimulatorConfig) -> ssl.SSLContext | None:
     if config.tls_cert is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_cert, config.tls_key)
-    if config.tls_client_ca is not None:
-        context.load_verify_locations(cafile=config.tls_client_ca)
-        context.verify_mode = ssl.CERT_REQUIRED
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+        if config.tls_client_ca is not None:
+            context.load_verify_locations(cafile=config.tls_client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except OSError as exc:  # ssl.SSLError included
+        ssl_error = isinstance(exc, ssl.SSLError)
+        detail = "not a usable PEM certificate or key" if ssl_error else exc.strerror
+        raise OSError(f"--tls-cert/--tls-key/--tls-client-ca cannot be loaded: {detail}") from None
     return context
 
 
