@@ -309,6 +309,7 @@ class UpstreamSession:
             "connection": self.index,
             "state": self.state.value,
             "auth_rejected": self.auth_rejected,
+            "last_failure": self.last_failure,
             "connected_seconds": (
                 round(time.monotonic() - self.connected_since, 1)
                 if self.connected_since is not None

@@ -237,4 +237,6 @@ async def wait_failing(daemon: Daemon, reason: str, cause: str, attempts: int = 
     assert code == 503, body
     text = body.decode()
     assert cause in text, text
+    (connection,) = daemon.status()["connections"]
+    assert cause in connection["last_failure"], connection
     return text
