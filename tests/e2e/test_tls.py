@@ -4,12 +4,22 @@ and each way a TLS handshake fails, as an operator sees it (log line, reconnect 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from ingester.bench.processes import free_port
 from tests.e2e.harness import Daemon, TopicReader, Topics, add_matches
-from tests.e2e.tls import Pki, Tls12Server, TlsSimulator, produces, tls_daemon, wait_failing
+from tests.e2e.tls import (
+    Pki,
+    Tls12Server,
+    TlsSimulator,
+    failure_lines,
+    produces,
+    tls_daemon,
+    wait_failing,
+)
 
 
 async def test_wss_with_the_ca_file_verified_end_to_end(
@@ -94,3 +104,21 @@ async def test_a_failed_tls_handshake_is_named_retried_with_backoff_and_not_read
     finally:
         assert daemon.stop() == 0
         upstream.stop()
+
+
+async def test_plain_ws_to_a_remote_host_warns_at_every_connect(
+    tmp_path: Path, bootstrap: str, topics: Topics
+) -> None:
+    # 0.0.0.0 is not a loopback name, yet reaches this host: nothing listens there.
+    url = f"ws://0.0.0.0:{free_port()}/v1/stream"
+    daemon = Daemon(tmp_path, bootstrap, url, topics, INGESTER_BACKOFF_BASE="0.2")
+    try:
+        await daemon.wait_ready()
+        await add_matches(bootstrap, topics.config, [41000])
+        await wait_failing(daemon, "error", "unreachable", attempts=2)
+        events = [json.loads(line) for line in daemon.output().splitlines()]
+        warnings = [e for e in events if "ws:// (no TLS)" in e["message"]]
+        assert len(warnings) >= len(failure_lines(daemon)) >= 2
+        assert all(e["level"] == "warning" for e in warnings)
+    finally:
+        assert daemon.stop() == 0
