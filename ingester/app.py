@@ -88,6 +88,8 @@ class Daemon:
             on_retire=self._retire,
             read_key=self._read_api_key,
         )
+        for secret in self.pool.transport.secrets:  # proxy credentials
+            scrubber.add(secret)
         self.sink = KafkaSink(self.buffer, self.metrics, self._new_producer)
         self.config = ConfigConsumer(
             self._kafka_kwargs,
@@ -213,9 +215,10 @@ class Daemon:
             problems.append("upstream rejected the API key")
         elif len(self.book) and not self.pool.all_connected:
             states = self.pool.states()
+            failure = self.pool.last_failure
             problems.append(
                 f"upstream not connected ({states['connected']} of {sum(states.values())} "
-                "connections up)"
+                f"connections up{f'; last failure: {failure}' if failure else ''})"
             )
         return problems
 

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     auth_backoff: float = _env("INGESTER_AUTH_BACKOFF", default=60.0, gt=0)
     refused_retry: float = _env("INGESTER_REFUSED_RETRY", default=300.0, gt=0)
     subscribe_timeout: float = _env("INGESTER_SUBSCRIBE_TIMEOUT", default=30.0, gt=0)
+    ca_file: Path | None = _env("SPORTRIX_CA_FILE", default=None)
+    client_cert_file: Path | None = _env("SPORTRIX_CLIENT_CERT_FILE", default=None)
+    client_key_file: Path | None = _env("SPORTRIX_CLIENT_KEY_FILE", default=None)
+    tls_min_version: Literal["1.2", "1.3"] = _env("SPORTRIX_TLS_MIN_VERSION", default="1.2")
+    proxy: SecretStr | None = _env("SPORTRIX_PROXY", default=None)  # may hold credentials
+    proxy_file: Path | None = _env("SPORTRIX_PROXY_FILE", default=None)
 
     # Kafka
     kafka_bootstrap_servers: str = _env("KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092")
@@ -184,6 +190,10 @@ class Settings(BaseSettings):
             )
         for env, path in (
             ("SPORTRIX_API_KEY_FILE", self.api_key_file),
+            ("SPORTRIX_CA_FILE", self.ca_file),
+            ("SPORTRIX_CLIENT_CERT_FILE", self.client_cert_file),
+            ("SPORTRIX_CLIENT_KEY_FILE", self.client_key_file),
+            ("SPORTRIX_PROXY_FILE", self.proxy_file),
             ("KAFKA_SASL_PASSWORD_FILE", self.kafka_sasl_password_file),
             ("KAFKA_SSL_CA_FILE", self.kafka_ssl_ca_file),
             ("KAFKA_SSL_CERT_FILE", self.kafka_ssl_cert_file),
@@ -191,6 +201,17 @@ class Settings(BaseSettings):
         ):
             if path is not None and not path.is_file():
                 raise _FieldError(env, f"{path} is not a readable file")
+        if self.client_key_file is not None and self.client_cert_file is None:
+            raise _FieldError("SPORTRIX_CLIENT_KEY_FILE", "needs SPORTRIX_CLIENT_CERT_FILE")
+        if self.proxy is not None and self.proxy_file is not None:
+            raise _FieldError("SPORTRIX_PROXY", "set it or SPORTRIX_PROXY_FILE, not both")
+        proxy_env = "SPORTRIX_PROXY_FILE" if self.proxy_file else "SPORTRIX_PROXY"
+        try:
+            proxy = self.read_proxy()
+        except OSError:
+            raise _FieldError(proxy_env, "cannot be read") from None
+        if proxy not in ("auto", "none") and not proxy.startswith(("http://", "https://")):
+            raise _FieldError(proxy_env, "must be auto, none, or an http(s):// URL")
         if self.kafka_security_protocol in (KafkaSecurity.SASL_PLAINTEXT, KafkaSecurity.SASL_SSL):
             if not self.kafka_sasl_username:
                 raise _FieldError("KAFKA_SASL_USERNAME", "is required with SASL")
@@ -210,6 +231,12 @@ class Settings(BaseSettings):
         if self.api_key_file is not None:
             return self.api_key_file.read_text(encoding="utf-8").strip() or None
         return self.api_key.get_secret_value() if self.api_key else None
+
+    def read_proxy(self) -> str:
+        """``SPORTRIX_PROXY``, or the content of ``SPORTRIX_PROXY_FILE``; ``auto`` when unset."""
+        if self.proxy_file is not None:
+            return self.proxy_file.read_text(encoding="utf-8").strip() or "auto"
+        return self.proxy.get_secret_value() if self.proxy else "auto"
 
     def read_sasl_password(self) -> str | None:
         """The SASL password, from the file when one is configured."""

@@ -294,6 +294,7 @@ class _Ingester(Child):
         self.instance_id = f"bench-{replica}"
         env = {
             "SPORTRIX_URL": url,
+            "SPORTRIX_PROXY": "none",  # the simulator is local, whatever proxy the shell has
             "SPORTRIX_API_KEY": _KEY,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "INGESTER_TOPIC": topic,

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from ingester.simulator.config import MALFORMED_KINDS, ApiKey, SimulatorConfig
 from ingester.simulator.server import Simulator
@@ -17,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``simulate`` sub-command."""
     parser = subparsers.add_parser(
         "simulate",
-        help="serve simulated Sportrix live scores on ws://HOST:PORT/v1/stream",
+        help="serve simulated Sportrix live scores on ws://HOST:PORT/v1/stream (or wss://)",
         description="A Sportrix-compatible live-scores server with simulated soccer and "
         "cricket matches and optional fault injection. See docs/simulator.md.",
     )
@@ -53,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--stall-after", type=float, default=None, metavar="S",
         help="after S seconds, stop reading and writing...")  # fmt: skip
     add("--stall-for", type=float, default=10.0, metavar="S", help="...for S seconds (10)")
+    add("--tls-cert", type=Path, default=None, metavar="PEM",
+        help="serve wss:// (and https://) with this certificate chain")  # fmt: skip
+    add("--tls-key", type=Path, default=None, metavar="PEM",
+        help="the certificate's private key (default: in --tls-cert)")  # fmt: skip
+    add("--tls-client-ca", type=Path, default=None, metavar="PEM",
+        help="require client certificates signed by this CA (mutual TLS)")  # fmt: skip
     add("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     parser.set_defaults(handler=_simulate)
 
@@ -81,6 +88,9 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         malformed_kinds=tuple(k for k in args.malformed_kinds.split(",") if k),
         stall_after=args.stall_after,
         stall_for=args.stall_for,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
     )
 
 
@@ -92,7 +102,11 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sportrix-ingester simulate: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:  # the port is taken, a TLS file is missing or not PEM
+        print(f"sportrix-ingester simulate: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = [
     "CRICKET_FIRST_ID",
@@ -74,6 +75,9 @@ class SimulatorConfig:
     malformed_kinds: tuple[str, ...] = MALFORMED_KINDS
     stall_after: float | None = None
     stall_for: float = 0.0
+    tls_cert: Path | None = None  # PEM certificate chain: serve wss:// and https://
+    tls_key: Path | None = None  # its private key (None: in tls_cert)
+    tls_client_ca: Path | None = None  # require client certificates signed by this CA
 
     def __post_init__(self) -> None:
         if self.soccer < 0 or self.cricket < 0:
@@ -91,3 +95,5 @@ class SimulatorConfig:
         unknown = set(self.malformed_kinds) - set(MALFORMED_KINDS)
         if unknown or not self.malformed_kinds:
             raise ValueError(f"malformed kinds must be among {', '.join(MALFORMED_KINDS)}")
+        if self.tls_cert is None and (self.tls_key or self.tls_client_ca):
+            raise ValueError("--tls-key and --tls-client-ca need --tls-cert")

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import logging
 import os
+import ssl
 import struct
 import time
 from types import TracebackType
@@ -64,6 +65,23 @@ def _text_frames(batch: list[Outgoing]) -> bytes:
             append(_LONG_HEADER.pack(0x81, 127, length))
         append(payload)
     return b"".join(parts)
+
+
+def _server_tls(config: SimulatorConfig) -> ssl.SSLContext | None:
+    """The server's TLS context when ``config.tls_cert`` is set (else plain ``ws://``)."""
+    if config.tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+        if config.tls_client_ca is not None:
+            context.load_verify_locations(cafile=config.tls_client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except OSError as exc:  # ssl.SSLError included
+        ssl_error = isinstance(exc, ssl.SSLError)
+        detail = "not a usable PEM certificate or key" if ssl_error else exc.strerror
+        raise OSError(f"--tls-cert/--tls-key/--tls-client-ca cannot be loaded: {detail}") from None
+    return context
 
 
 def play_delay(congested: bool, backlogged: bool, due: float | None, now: float) -> float:
@@ -134,6 +152,7 @@ class Simulator:
             compression=None,
             max_size=_MAX_MESSAGE,
             logger=logging.getLogger("ingester.simulator.websockets"),
+            ssl=_server_tls(config),
         )
         self._spawn(self._play())
         self._spawn(self._keepalive())
@@ -183,13 +202,15 @@ class Simulator:
 
     @property
     def url(self) -> str:
-        """The stream URL, ``ws://host:port/v1/stream``."""
-        return f"ws://{self.config.host}:{self.port}/v1/stream"
+        """The stream URL, ``ws://host:port/v1/stream`` (``wss://`` with TLS)."""
+        scheme = "wss" if self.config.tls_cert else "ws"
+        return f"{scheme}://{self.config.host}:{self.port}/v1/stream"
 
     @property
     def http_url(self) -> str:
-        """The base URL of the HTTP endpoints, ``http://host:port``."""
-        return f"http://{self.config.host}:{self.port}"
+        """The base URL of the HTTP endpoints, ``http://host:port`` (``https://`` with TLS)."""
+        scheme = "https" if self.config.tls_cert else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
 
     def stats(self) -> dict[str, Any]:
         """The hub's counters plus the fault state now in force."""

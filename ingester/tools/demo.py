@@ -139,6 +139,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             "INGESTER_HTTP_PORT": str(http_port),
             "INGESTER_LOG_FORMAT": "text",
             "INGESTER_INSTANCE_ID": "demo",
+            "SPORTRIX_PROXY": "none",  # the simulator is local, whatever proxy the shell has
         }
         daemon = stack.enter_context(
             _process([*python, "run"], workdir / "ingester.log", daemon_env)

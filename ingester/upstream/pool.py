@@ -22,6 +22,7 @@ from ingester.upstream.subscriptions import (
     SubscriptionBook,
     Unsubscribe,
 )
+from ingester.upstream.transport import UpstreamTransport
 
 __all__ = ["UpstreamPool"]
 
@@ -33,6 +34,7 @@ class UpstreamPool:
 
     ``on_retire`` receives the matches the book wants retired (the control plane writes
     their ``remove`` command); ``read_key`` gives the API key at each connection attempt.
+    The :attr:`transport` (TLS and proxy) is built here, so a bad one stops start-up.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class UpstreamPool:
         self._metrics = metrics
         self._on_retire = on_retire
         self._read_key = read_key
+        self.transport = UpstreamTransport(settings)
         self._sessions: dict[int, UpstreamSession] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -109,6 +112,7 @@ class UpstreamPool:
             execute=self.execute,
             read_key=self._read_key,
             on_subscribe_sent=self._book.subscribe_sent,
+            transport=self.transport,
         )
         self._sessions[index] = session
         self._tasks[index] = asyncio.create_task(session.run(), name=f"upstream-{index}")
@@ -152,6 +156,15 @@ class UpstreamPool:
     def auth_rejected(self) -> bool:
         """True when the upstream rejected the key on the last attempt of any session."""
         return any(s.auth_rejected for s in self._sessions.values())
+
+    @property
+    def last_failure(self) -> str | None:
+        """Why a session that is not connected failed last (the lowest-numbered one)."""
+        for index in sorted(self._sessions):
+            failure = self._sessions[index].last_failure
+            if failure is not None and self._sessions[index].state is not ConnectionState.CONNECTED:
+                return failure
+        return None
 
     def describe(self) -> list[dict[str, Any]]:
         """JSON-ready view of the sessions for ``/status``."""

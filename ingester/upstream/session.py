@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event
 
@@ -33,6 +33,12 @@ from ingester.produce.buffer import RecordBuffer
 from ingester.settings import Settings
 from ingester.upstream.backoff import Backoff
 from ingester.upstream.subscriptions import Action
+from ingester.upstream.transport import (
+    TransportError,
+    UpstreamTransport,
+    classify_failure,
+    redact_url,
+)
 
 __all__ = ["ConnectionState", "UpstreamSession", "redact_url"]
 
@@ -109,11 +115,6 @@ class _TrackedConnection(ClientConnection):
                 self._first_fragment = None
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its query string, which may carry ``?key=``."""
-    return url.split("?", 1)[0] + ("?<redacted>" if "?" in url else "")
-
-
 class UpstreamSession:
     """Upstream connection number ``index``; :meth:`run` until cancelled or closed cleanly."""
 
@@ -129,10 +130,13 @@ class UpstreamSession:
         execute: Callable[[list[Action]], None],
         read_key: Callable[[], str | None],
         on_subscribe_sent: Callable[[int, int, float], None],
+        transport: UpstreamTransport,
     ) -> None:
         self.index = index
         self.state = ConnectionState.CONNECTING
         self.auth_rejected = False
+        #: Why the last attempt failed (``None`` once connected): for ``/readyz``.
+        self.last_failure: str | None = None
         self.connected_since: float | None = None
         self._closing = False
         self._settings = settings
@@ -144,6 +148,7 @@ class UpstreamSession:
         self._execute = execute
         self._read_key = read_key
         self._on_subscribe_sent = on_subscribe_sent
+        self._transport = transport
         self._backoff = Backoff(
             base=settings.backoff_base,
             cap=settings.backoff_cap,
@@ -210,6 +215,7 @@ class UpstreamSession:
                     self._log_closed(disconnect)
                     return
                 self._metrics.upstream_reconnects.labels(reason=disconnect.reason).inc()
+                self.last_failure = f"{disconnect.reason}: {disconnect}"
                 floor = self._settings.auth_backoff if disconnect.reason == "auth_failed" else 0.0
                 delay = self._backoff.next_delay(time.monotonic(), floor)
                 self._log_disconnect(disconnect, delay)
@@ -251,6 +257,8 @@ class UpstreamSession:
             self.auth_rejected = True
             raise _Disconnect("auth_failed", f"SPORTRIX_API_KEY_FILE unreadable: {exc}") from None
         headers = {"X-API-Key": key} if key else {}
+        for warning in self._transport.warnings:
+            log.warning("connection %d: %s", self.index, warning)
         try:
             websocket = await connect(
                 settings.url,
@@ -262,18 +270,13 @@ class UpstreamSession:
                 close_timeout=5,
                 max_size=_MAX_MESSAGE_BYTES,
                 max_queue=256,
-                proxy=None,
+                **self._transport.connect_kwargs(),
             )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status in (401, 403):
+        except (InvalidHandshake, TimeoutError, OSError, TransportError) as exc:
+            failure = classify_failure(exc, self._transport)
+            if failure.reason == "auth_failed":
                 self.auth_rejected = True
-                raise _Disconnect("auth_failed", f"HTTP {status}") from None
-            raise _Disconnect("handshake_failed", f"HTTP {status}") from None
-        except (InvalidHandshake, TimeoutError) as exc:
-            raise _Disconnect("handshake_failed", _describe(exc)) from None
-        except OSError as exc:
-            raise _Disconnect("error", _describe(exc)) from None
+            raise _Disconnect(failure.reason, failure.cause) from None
         assert isinstance(websocket, _TrackedConnection)
         self.auth_rejected = False
         await self._serve(websocket)
@@ -281,10 +284,16 @@ class UpstreamSession:
     async def _serve(self, websocket: _TrackedConnection) -> None:
         self.state = ConnectionState.CONNECTED
         self.connected_since = time.monotonic()
+        self.last_failure = None
         self._backoff.connected(self.connected_since)
         websocket.last_activity = self.connected_since
         self._websocket, self._dropped = websocket, None
-        log.info("connection %d: connected to %s", self.index, redact_url(self._settings.url))
+        log.info(
+            "connection %d: connected to %s%s",
+            self.index,
+            redact_url(self._settings.url),
+            self._transport.via,
+        )
         self._outbox = asyncio.Queue()
         self._execute(self._on_connected(self.index))
         writer = asyncio.create_task(self._write(websocket), name=f"upstream-{self.index}-write")
@@ -382,14 +391,10 @@ class UpstreamSession:
             "connection": self.index,
             "state": self.state.value,
             "auth_rejected": self.auth_rejected,
+            "last_failure": self.last_failure,
             "connected_seconds": (
                 round(time.monotonic() - self.connected_since, 1)
                 if self.connected_since is not None
                 else None
             ),
         }
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return redact_url(text) if "://" in text else text

@@ -33,6 +33,7 @@ RUNBOOK_BASE = "https://git.example.com/sportrix-ingester/blob/v1.0.0"
 FAKE_API_KEY = "FAKE-api-key-7c1e9b3d-never-render-me"
 FAKE_SASL_PASSWORD = "FAKE-sasl-password-5f2a8e61-never-render-me"
 SECRETS = (FAKE_API_KEY, FAKE_SASL_PASSWORD)
+FAKE_PROXY_PASSWORD = "FAKE-proxy-password-3b9d-never-render-me"
 
 #: Settings the chart sets itself from structured values (never through `config`).
 CHART_MANAGED = {
@@ -50,9 +51,14 @@ CHART_MANAGED = {
     "INGESTER_HTTP_HOST",
     "INGESTER_HTTP_PORT",
     "INGESTER_SCHEMAS_DIR",  # the image's bundled schemas; not settable in the chart
+    "SPORTRIX_CA_FILE",
+    "SPORTRIX_CLIENT_CERT_FILE",
+    "SPORTRIX_CLIENT_KEY_FILE",
+    "SPORTRIX_PROXY_FILE",
 }
-#: Secret settings: only ever as files (their *_FILE twins above).
-SECRET_SETTINGS = {"SPORTRIX_API_KEY", "KAFKA_SASL_PASSWORD"}
+#: Secret settings: only ever as files (their *_FILE twins above). A proxy URL may hold
+#: credentials.
+SECRET_SETTINGS = {"SPORTRIX_API_KEY", "KAFKA_SASL_PASSWORD", "SPORTRIX_PROXY"}
 
 BASE: dict[str, Any] = {"kafka": {"bootstrapServers": "kafka-0.kafka:9092,kafka-1.kafka:9092"}}
 
@@ -77,6 +83,21 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "tls": {"ca": {"configMapName": "kafka-ca-bundle", "key": "ca.pem"}},
         },
         "credentials": {"apiKey": FAKE_API_KEY},
+    },
+    "upstream-proxy-ca": {
+        **BASE,
+        "credentials": {"apiKey": FAKE_API_KEY},
+        "upstream": {
+            "proxy": {
+                "httpsProxy": "http://proxy.corp.example:3128",
+                "noProxy": ".svc,.cluster.local",
+                "urlSecret": {"name": "egress-proxy", "key": "url"},
+            },
+            "tls": {
+                "ca": {"configMapName": "corp-ca-bundle", "key": "ca.pem"},
+                "clientCert": {"secretName": "sportrix-client-tls"},
+            },
+        },
     },
     "existing-secret": {
         "kafka": {
@@ -283,7 +304,9 @@ def test_no_secret_value_in_any_rendered_manifest(helm: Helm) -> None:
     assert decoded == set(SECRETS)
 
 
-@pytest.mark.parametrize("name", ["tls-sasl", "tls-ca-configmap", "existing-secret"])
+@pytest.mark.parametrize(
+    "name", ["tls-sasl", "tls-ca-configmap", "existing-secret", "upstream-proxy-ca"]
+)
 def test_credentials_and_ca_are_mounted_files(helm: Helm, name: str) -> None:
     """Each *_FILE setting points into a read-only volume that provides exactly that file."""
     docs = render(helm, VALUE_SETS[name])
@@ -303,6 +326,13 @@ def test_credentials_and_ca_are_mounted_files(helm: Helm, name: str) -> None:
         },
         "tls-ca-configmap": {"SPORTRIX_API_KEY_FILE", "KAFKA_SSL_CA_FILE"},
         "existing-secret": {"SPORTRIX_API_KEY_FILE", "KAFKA_SASL_PASSWORD_FILE"},
+        "upstream-proxy-ca": {
+            "SPORTRIX_API_KEY_FILE",
+            "SPORTRIX_CA_FILE",
+            "SPORTRIX_CLIENT_CERT_FILE",
+            "SPORTRIX_CLIENT_KEY_FILE",
+            "SPORTRIX_PROXY_FILE",
+        },
     }[name]
     assert set(files) == expected
     for setting, path in files.items():
@@ -312,7 +342,13 @@ def test_credentials_and_ca_are_mounted_files(helm: Helm, name: str) -> None:
         source = volume.get("secret") or volume.get("configMap")
         assert source is not None, volume
         assert filename in {item["path"] for item in source["items"]}, (setting, volume)
-        if setting in {"SPORTRIX_API_KEY_FILE", "KAFKA_SASL_PASSWORD_FILE", "KAFKA_SSL_KEY_FILE"}:
+        if setting in {
+            "SPORTRIX_API_KEY_FILE",
+            "KAFKA_SASL_PASSWORD_FILE",
+            "KAFKA_SSL_KEY_FILE",
+            "SPORTRIX_CLIENT_KEY_FILE",
+            "SPORTRIX_PROXY_FILE",
+        }:
             assert "secret" in volume, f"{setting} must come from a Secret"
     if name == "existing-secret":
         assert not by_kind(docs, "Secret"), "existingSecret: the chart must not create a Secret"
@@ -320,10 +356,34 @@ def test_credentials_and_ca_are_mounted_files(helm: Helm, name: str) -> None:
     if name == "tls-ca-configmap":
         assert volumes["kafka-ca"]["configMap"]["name"] == "kafka-ca-bundle"
         assert volumes["kafka-ca"]["configMap"]["items"] == [{"key": "ca.pem", "path": "ca.crt"}]
+    if name == "upstream-proxy-ca":
+        assert volumes["upstream-ca"]["configMap"]["name"] == "corp-ca-bundle"
+        assert volumes["upstream-ca"]["configMap"]["items"] == [{"key": "ca.pem", "path": "ca.crt"}]
+        assert volumes["upstream-proxy"]["secret"]["secretName"] == "egress-proxy"
+        assert volumes["upstream-proxy"]["secret"]["items"] == [{"key": "url", "path": "proxy-url"}]
+        assert volumes["upstream-client"]["secret"]["secretName"] == "sportrix-client-tls"
+        assert "KAFKA_SSL_CA_FILE" not in data  # the upstream's CA is not Kafka's
     if name == "tls-sasl":
         assert data["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
         assert data["KAFKA_SASL_USERNAME"] == "ingester"
         assert data["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+
+
+def test_proxy_variables_reach_the_pod_and_the_default_sets_none(helm: Helm) -> None:
+    (container,) = pod_spec(render(helm, VALUE_SETS["upstream-proxy-ca"]))["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HTTPS_PROXY"] == "http://proxy.corp.example:3128"
+    assert env["NO_PROXY"] == ".svc,.cluster.local"
+    assert "HTTP_PROXY" not in env
+    assert "SPORTRIX_PROXY" not in env  # the URL with credentials is a mounted file
+    (default,) = pod_spec(render(helm, BASE))["containers"]
+    names = {e["name"] for e in default["env"]}
+    assert not names & {"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "SPORTRIX_PROXY"}
+    assert not {m["name"] for m in default["volumeMounts"]} & {
+        "upstream-ca",
+        "upstream-client",
+        "upstream-proxy",
+    }
 
 
 # --------------------------------------------------------------------------- settings and rollout
@@ -510,6 +570,19 @@ REFUSED: dict[str, tuple[dict[str, Any] | None, str]] = {
         {**BASE, "config": {"SPORTRIX_API_KEY": FAKE_API_KEY}},
         "SPORTRIX_API_KEY",
     ),
+    "proxy URL in config": (
+        {**BASE, "config": {"SPORTRIX_PROXY": "http://proxy:3128"}},
+        "SPORTRIX_PROXY",
+    ),
+    "proxy credentials in a plain value": (
+        {
+            **BASE,
+            "upstream": {
+                "proxy": {"httpsProxy": f"http://u:{FAKE_PROXY_PASSWORD}@proxy.corp.example:3128"}
+            },
+        },
+        "/upstream/proxy/httpsProxy",
+    ),
     "bad setting value": ({**BASE, "config": {"INGESTER_LOG_LEVEL": "LOUD"}}, "INGESTER_LOG_LEVEL"),
     "lz4 level above 17 (lz4 by default)": (
         {**BASE, "config": {"INGESTER_COMPRESSION_LEVEL": 18}},
@@ -559,6 +632,10 @@ REFUSED_BY_TEMPLATE: dict[str, tuple[dict[str, Any], str]] = {
     "grace below flush timeout": (
         {**BASE, "config": {"INGESTER_FLUSH_TIMEOUT": 30}, "terminationGracePeriodSeconds": 30},
         "terminationGracePeriodSeconds (30) must be at least INGESTER_FLUSH_TIMEOUT + 5",
+    ),
+    "upstream CA from a Secret and a ConfigMap": (
+        {**BASE, "upstream": {"tls": {"ca": {"secretName": "a", "configMapName": "b"}}}},
+        "upstream.tls.ca: set secretName or configMapName, not both",
     ),
     "PDB with both bounds": (
         {**BASE, "podDisruptionBudget": {"maxUnavailable": 1, "minAvailable": 1}},

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import TopicFactory
 from tests.e2e.harness import TopicReader, Topics
+from tests.e2e.tls import Pki
 
 
 @pytest.fixture
@@ -36,3 +37,9 @@ async def dlq_reader(bootstrap: str, topics: Topics) -> AsyncIterator[TopicReade
     reader = TopicReader(bootstrap, topics.dlq, decode=False)
     yield reader
     await reader.close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA made for this module, an unrelated CA, and the certificates the TLS tests use."""
+    return Pki.make(tmp_path_factory.mktemp("pki"))

@@ -168,6 +168,7 @@ class Daemon(Process):
             "INGESTER_SESSION_TIMEOUT_MS": "6000",
             "INGESTER_BACKOFF_BASE": "0.1",
             "INGESTER_BACKOFF_CAP": "2",
+            "SPORTRIX_PROXY": "none",  # loopback upstreams, whatever proxy the machine has
             **topics.env(),
             **settings,
         }

@@ -19,6 +19,7 @@ from ingester.produce.buffer import RecordBuffer
 from ingester.settings import load_settings
 from ingester.upstream.session import ConnectionState, UpstreamSession
 from ingester.upstream.subscriptions import Action, CloseConnection, SubscriptionBook, Unsubscribe
+from ingester.upstream.transport import UpstreamTransport
 from tests.simulator.helpers import wait_for
 
 MATCH = protocol_example("soccer")["match_id"]
@@ -66,6 +67,7 @@ async def test_a_frames_actions_are_dropped_when_its_connection_started_closing_
         execute=executed.extend,
         read_key=lambda: None,
         on_subscribe_sent=book.subscribe_sent,
+        transport=UpstreamTransport(load_settings()),
     )
     session.state = ConnectionState.CONNECTED
     websocket = _Scripted([_frame("snapshot", 1), _frame("update", 5)])  # 2 to 4 missing

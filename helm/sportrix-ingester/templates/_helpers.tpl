@@ -110,6 +110,35 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* A volume holding a CA bundle as ca.crt, from a Secret or a ConfigMap: (dict "name" N "ca" CA). */}}
+{{- define "sportrix-ingester.caVolume" -}}
+- name: {{ .name }}
+  {{- if .ca.secretName }}
+  secret:
+    secretName: {{ .ca.secretName }}
+  {{- else }}
+  configMap:
+    name: {{ .ca.configMapName }}
+  {{- end }}
+    defaultMode: 0444
+    items:
+      - key: {{ .ca.key }}
+        path: ca.crt
+{{- end }}
+
+{{/* A volume holding a client certificate and key as tls.crt and tls.key: (dict "name" N "cert" C). */}}
+{{- define "sportrix-ingester.clientCertVolume" -}}
+- name: {{ .name }}
+  secret:
+    secretName: {{ .cert.secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ .cert.certKey }}
+        path: tls.crt
+      - key: {{ .cert.keyKey }}
+        path: tls.key
+{{- end }}
+
 {{/* Checks across values that a JSON schema cannot express well; each fails with one line. */}}
 {{- define "sportrix-ingester.validate" -}}
 {{- $c := .Values.credentials }}
@@ -128,6 +157,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- if and (or $tls.ca.secretName $tls.ca.configMapName $tls.clientCert.secretName) (not (include "sportrix-ingester.tls" .)) }}
 {{- fail "kafka.tls.ca/clientCert are set but kafka.securityProtocol is not SSL or SASL_SSL" }}
+{{- end }}
+{{- if and .Values.upstream.tls.ca.secretName .Values.upstream.tls.ca.configMapName }}
+{{- fail "upstream.tls.ca: set secretName or configMapName, not both" }}
 {{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (eq (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) }}
 {{- fail "podDisruptionBudget: set exactly one of maxUnavailable and minAvailable (the other null)" }}
