@@ -211,10 +211,12 @@ class KafkaSink:
         results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
         now = time.time()
         acknowledged: list[OutRecord] = []
+        refused = False  # by the broker: the producer's sequence counted those records
         for (topic, members, _), result in zip(sent, results, strict=True):
             if not isinstance(result, BaseException):
                 acknowledged += members
             elif isinstance(result, _UNWRITABLE):
+                refused = True
                 retry.update(self._refused(topic, members, result))
             else:
                 self._count_error(result)
@@ -224,6 +226,12 @@ class KafkaSink:
         self._acknowledged(acknowledged, now)
         if error is not None:
             self._mark_down(error)
+        elif refused:
+            # The broker never wrote what it refused, but the producer's idempotence
+            # sequence for that partition counted it: the next batch would be refused as
+            # out of order. A fresh producer (new producer id) starts the sequence again.
+            log.info("restarting the Kafka producer after a refused batch (its sequence)")
+            await self._close_producer()
         return [r for r in records if id(r) in retry], failed
 
     def _refused(self, topic: str, members: list[OutRecord], error: BaseException) -> list[int]:

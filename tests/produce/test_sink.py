@@ -281,3 +281,50 @@ async def test_an_oversized_batch_is_split_down_to_the_record_kafka_refuses_alon
     dropped = [r.getMessage() for r in caplog.records if "record dropped" in r.getMessage()]
     assert len(dropped) == 1, dropped
     assert "key 41010" in dropped[0], dropped
+
+
+async def test_a_refused_batch_does_not_derail_the_idempotent_sequence(
+    kafka: object, topic_factory: TopicFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch (or a record alone) the broker refuses as too large, on a partition that
+    already holds records, costs no ``OutOfOrderSequenceNumber``, no producer rebuild and no
+    ``Kafka produce failed`` line: the producer's sequence for that partition counted the
+    refused records, so the records after them are sent by a fresh producer."""
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    topic = await topic_factory(partitions=1, config={"max.message.bytes": "20000"})
+    sink, buffer, metrics = new_sink(
+        1000,
+        lambda: AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        ),
+    )
+
+    def record(n: int, size: int) -> OutRecord:
+        value = f"{n:06d}".encode() + os.urandom(size)
+        return OutRecord(topic, str(41000 + n % 7).encode(), value, [], time.time(), "soccer")
+
+    buffer.put_nowait(record(0, 100))
+    task = asyncio.create_task(sink.run())
+    try:
+        await asyncio.wait_for(buffer.drained(), 60)  # the partition's sequence is past 0
+        for n in range(1, 62):  # one take: a 60 KiB batch, with one record too large alone
+            buffer.put_nowait(record(n, 30_000 if n == 31 else 1_000))
+        await asyncio.wait_for(buffer.drained(), 60)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    numbers = [int(v[:6]) for _, v in await read_all(bootstrap, topic, 61)]
+    assert numbers == [n for n in range(62) if n != 31]
+    registry = metrics.registry
+    assert registry.get_sample_value("sportrix_ingester_producer_rebuilds_total") == 0
+    assert (
+        registry.get_sample_value(
+            "sportrix_ingester_produce_errors_total", {"error": "OutOfOrderSequenceNumber"}
+        )
+        is None
+    )
+    assert not [r.getMessage() for r in caplog.records if "produce failed" in r.getMessage()]
