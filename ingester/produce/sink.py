@@ -140,28 +140,37 @@ class KafkaSink:
             self.last_error = None
 
     def waiting_for(self) -> float:
-        """Seconds the current batch has been waiting for Kafka's acknowledgement (0: none)."""
+        """Seconds the current batch has been waiting for Kafka's next acknowledgement (0:
+        none); a batch sent in several rounds restarts the count with each one answered."""
         since = self._sending_since
         return 0.0 if since is None else time.monotonic() - since
 
     async def _deliver(self, batch: list[OutRecord]) -> None:
         pending = batch
-        since = self._sending_since = time.monotonic()
+        self._sending_since = time.monotonic()
         try:
             while pending:
                 producer = await self._ensure_producer()
+                before = len(pending)
                 pending, failed = await self._send(producer, pending)
+                if len(pending) < before:  # Kafka answered: the stall clock starts again
+                    self._answered()
                 if failed:
                     await self._rebuild()
         finally:
             self._sending_since = None
+
+    def _answered(self) -> None:
+        """Kafka acknowledged (or refused for good) part of the batch being delivered."""
+        now = time.monotonic()
         if self._stall_logged:
             self._stall_logged = False
             log.info(
                 "Kafka produce resumed: acknowledged after %.1fs (%d records buffered)",
-                time.monotonic() - since,
+                now - (self._sending_since or now),
                 self._buffer.unacknowledged,
             )
+        self._sending_since = now
 
     async def _send(
         self, producer: AIOKafkaProducer, records: list[OutRecord]

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import OutRecord
+from ingester.produce import sink as sink_module
 from ingester.produce.buffer import RecordBuffer
 from ingester.produce.sink import KafkaSink
 from tests.conftest import TopicFactory
@@ -328,3 +329,51 @@ async def test_a_refused_batch_does_not_derail_the_idempotent_sequence(
         is None
     )
     assert not [r.getMessage() for r in caplog.records if "produce failed" in r.getMessage()]
+
+
+async def test_a_slow_but_acknowledging_kafka_is_not_a_stall(
+    kafka: object,
+    topic_factory: TopicFactory,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A take that needs many rounds (one batch per partition each) against a broker that
+    acknowledges every batch, slowly (a produce quota), is never a stall: the stall clock
+    restarts with each acknowledgement, so ``/readyz`` does not say Kafka stopped answering."""
+    monkeypatch.setattr(sink_module, "ACK_STALL_SECONDS", 2.0)
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    topic = await topic_factory(partitions=1)
+
+    def throttled() -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        )
+        send_batch = producer.send_batch
+
+        async def slowly(*args: object, **kwargs: object) -> object:
+            await asyncio.sleep(0.3)  # each batch acknowledged, 0.3 s late
+            return await send_batch(*args, **kwargs)
+
+        producer.send_batch = slowly
+        return producer
+
+    sink, buffer, _ = new_sink(1000, throttled)
+    for _ in range(100):  # 5 records of 100 kB per 512 KiB batch: 20 rounds, 6 s or more
+        buffer.put_nowait(OutRecord(topic, b"41000", os.urandom(100_000), [], time.time()))
+    stalls: list[float] = []
+    task = asyncio.create_task(sink.run())
+    try:
+        async with asyncio.timeout(120):
+            while buffer.unacknowledged:
+                if sink.stalled:
+                    stalls.append(sink.waiting_for())
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert not stalls, f"stalled while Kafka acknowledged: {stalls[:3]}…"
+    assert not [r.getMessage() for r in caplog.records if "stalled" in r.getMessage()]
