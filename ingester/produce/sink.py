@@ -153,15 +153,16 @@ class KafkaSink:
                 producer = await self._ensure_producer()
                 before = len(pending)
                 pending, failed = await self._send(producer, pending)
-                if len(pending) < before:  # Kafka answered: the stall clock starts again
-                    self._answered()
+                if not failed and len(pending) < before:
+                    self._answered()  # a round fully answered: the stall clock starts again
                 if failed:
                     await self._rebuild()
         finally:
             self._sending_since = None
 
     def _answered(self) -> None:
-        """Kafka acknowledged (or refused for good) part of the batch being delivered."""
+        """Kafka answered a whole round of the batch being delivered (a round with a failed
+        send, one partition's leader gone say, is no answer: the stall goes on)."""
         now = time.monotonic()
         if self._stall_logged:
             self._stall_logged = False
