@@ -14,6 +14,8 @@ under the key would, read alone, say otherwise; when it would, the partition owe
 :class:`Reassert`: the same command written again, carrying that offset in its
 ``reasserts`` field. A re-assert whose offset is older than the key's intent is stale (a
 newer command came between): it changes nothing and is itself answered by a re-assert.
+To tell, a key is remembered (also once removed) from a record that owes it a re-assert
+until a re-assert of it is read back, however many commands come between.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class _Key:
     intent: int  # the offset the command was first written at
     over: int | None = None  # offset of a newer record that says otherwise when read alone
     reasserting: bool = False  # a Reassert was handed out and has not been read back
+    #: the log owes this key a re-assert (a record said otherwise) and none was read since:
+    #: one may still land, so its offset must be compared with this key's, also as a remove
+    unanswered: bool = False
 
 
 @dataclass(slots=True)
@@ -140,10 +145,12 @@ class Assignment:
         if key is not None and command.reasserts is not None and intent < key.intent:
             # stale: a newer command came between; alone, this record may say otherwise
             over = offset if command.action != key.action else None
+            key.unanswered = False
             self._shadow(state, command.match_id, key, over)
             return Applied.IGNORED, self.advance(partition, offset + 1)
-        if command.action == "add" or (key is not None and key.over is not None):
-            state.keys[command.match_id] = _Key(command.action, intent)
+        unanswered = key is not None and key.unanswered and command.reasserts is None
+        if command.action == "add" or unanswered or (key is not None and key.over is not None):
+            state.keys[command.match_id] = _Key(command.action, intent, unanswered=unanswered)
         else:  # kept only where a re-assert may be in flight, so memory follows the set
             state.keys.pop(command.match_id, None)
         state.owed.discard(command.match_id)
@@ -199,7 +206,9 @@ class Assignment:
         key.over = over
         if over is None:
             state.owed.discard(match_id)
-        elif not key.reasserting:
+            return
+        key.unanswered = True
+        if not key.reasserting:
             state.owed.add(match_id)
 
     def advance(self, partition: int, position: int) -> list[Change]:

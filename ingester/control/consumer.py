@@ -173,16 +173,24 @@ class ConfigConsumer:
     async def _reassert(self) -> None:
         """Write the re-asserts the assignment owes, each into its own partition.
 
-        After a failed write the producer is replaced (it may be stuck in a fatal state).
+        After a failed write the producer is replaced (it may be stuck in a fatal state). A
+        producer that cannot start is tried once per round (each try can take the whole
+        request timeout, holding up the read loop): the rest of the round is due again.
         """
         if self._producer_failed and self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
         self._producer_failed = False
-        for owed in self.assignment.take_reasserts():
-            key, value = encode_command(owed.action, owed.match_id, reasserts=owed.intent)
+        due = self.assignment.take_reasserts()
+        for index, owed in enumerate(due):
             try:
                 producer = self._producer or await self._start_producer()
+            except Exception as exc:
+                for unsent in due[index:]:
+                    self._reassert_failed(unsent, exc)
+                return
+            key, value = encode_command(owed.action, owed.match_id, reasserts=owed.intent)
+            try:
                 sent = await producer.send(self.topic, value, key=key, partition=owed.partition)
             except Exception as exc:
                 self._reassert_failed(owed, exc)

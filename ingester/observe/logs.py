@@ -28,9 +28,11 @@ class SecretScrubber:
         self._secrets: set[str] = set()
 
     def add(self, secret: str | None) -> None:
-        """Register ``secret`` (short strings are ignored: they would mangle normal text)."""
+        """Register ``secret`` (short strings are ignored: they would mangle normal text),
+        also as a JSON string writes it (a quote or backslash escaped), for JSON output."""
         if secret and len(secret) >= 4:
             self._secrets.add(secret)
+            self._secrets.add(orjson.dumps(secret).decode()[1:-1])
 
     def add_url(self, url: str | None) -> None:
         """Register the password of ``url``'s ``user:password@`` part, as written and decoded."""
@@ -41,7 +43,7 @@ class SecretScrubber:
 
     def scrub(self, text: str) -> str:
         """``text`` with every registered secret replaced by ``***``."""
-        for secret in self._secrets:
+        for secret in sorted(self._secrets, key=len, reverse=True):  # escaped forms first
             if secret in text:
                 text = text.replace(secret, "***")
         return text

@@ -140,28 +140,38 @@ class KafkaSink:
             self.last_error = None
 
     def waiting_for(self) -> float:
-        """Seconds the current batch has been waiting for Kafka's acknowledgement (0: none)."""
+        """Seconds the current batch has been waiting for Kafka's next acknowledgement (0:
+        none); a batch sent in several rounds restarts the count with each one answered."""
         since = self._sending_since
         return 0.0 if since is None else time.monotonic() - since
 
     async def _deliver(self, batch: list[OutRecord]) -> None:
         pending = batch
-        since = self._sending_since = time.monotonic()
+        self._sending_since = time.monotonic()
         try:
             while pending:
                 producer = await self._ensure_producer()
+                before = len(pending)
                 pending, failed = await self._send(producer, pending)
+                if not failed and len(pending) < before:
+                    self._answered()  # a round fully answered: the stall clock starts again
                 if failed:
                     await self._rebuild()
         finally:
             self._sending_since = None
+
+    def _answered(self) -> None:
+        """Kafka answered a whole round of the batch being delivered (a round with a failed
+        send, one partition's leader gone say, is no answer: the stall goes on)."""
+        now = time.monotonic()
         if self._stall_logged:
             self._stall_logged = False
             log.info(
                 "Kafka produce resumed: acknowledged after %.1fs (%d records buffered)",
-                time.monotonic() - since,
+                now - (self._sending_since or now),
                 self._buffer.unacknowledged,
             )
+        self._sending_since = now
 
     async def _send(
         self, producer: AIOKafkaProducer, records: list[OutRecord]
@@ -211,10 +221,12 @@ class KafkaSink:
         results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
         now = time.time()
         acknowledged: list[OutRecord] = []
+        refused = False  # by the broker: the producer's sequence counted those records
         for (topic, members, _), result in zip(sent, results, strict=True):
             if not isinstance(result, BaseException):
                 acknowledged += members
             elif isinstance(result, _UNWRITABLE):
+                refused = True
                 retry.update(self._refused(topic, members, result))
             else:
                 self._count_error(result)
@@ -224,6 +236,12 @@ class KafkaSink:
         self._acknowledged(acknowledged, now)
         if error is not None:
             self._mark_down(error)
+        elif refused:
+            # The broker never wrote what it refused, but the producer's idempotence
+            # sequence for that partition counted it: the next batch would be refused as
+            # out of order. A fresh producer (new producer id) starts the sequence again.
+            log.info("restarting the Kafka producer after a refused batch (its sequence)")
+            await self._close_producer()
         return [r for r in records if id(r) in retry], failed
 
     def _refused(self, topic: str, members: list[OutRecord], error: BaseException) -> list[int]:

@@ -149,3 +149,30 @@ def test_removed_keys_are_forgotten_unless_a_reassert_may_be_in_flight() -> None
         a.apply(0, 2 * offset, Command("add", match_id))
         a.apply(0, 2 * offset + 1, Command("remove", match_id, tombstone=True))
     assert a._partitions[0].keys == {}
+
+
+def test_a_reassert_landing_after_two_newer_commands_is_still_stale() -> None:
+    """add, bad, then the operator's add and remove (or remove and tombstone) both before
+    the owner's re-assert lands: the re-assert is older than the remove, so it changes
+    nothing, live or replayed, and the remove is re-asserted over it."""
+    log = [
+        Command("add", 7),  # 0
+        None,  # 1: a rejected record under key 7
+        Command("remove", 7),  # 2: the operator's
+        Command("remove", 7, tombstone=True),  # 3: and a tombstone
+        Command("add", 7, reasserts=0),  # 4: the owner's re-assert of 0, late
+    ]
+    live = Assignment()
+    live.assign({0: 0})
+    replay = Assignment()
+    replay.assign({0: len(log)})
+    for a in (live, replay):
+        for offset, command in enumerate(log):
+            if command is None:
+                a.rejected(0, offset, 7)
+            else:
+                a.apply(0, offset, command)
+            if a is live and offset == 1:
+                assert a.take_reasserts() == [Reassert(0, 7, "add", intent=0, over=1)]
+        assert a.matches() == set(), "the operator's remove holds"
+        assert a.take_reasserts() == [Reassert(0, 7, "remove", intent=3, over=4)]

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from prometheus_client import CollectorRegistry
 
 from ingester.control.assignment import Change, Follow, Unfollow
 from ingester.control.commands import Command, CommandRejected, parse_command
@@ -357,3 +358,36 @@ async def test_rejected_records_over_followed_keys_are_answered_by_reasserts(kaf
         assert replica.metrics.registry.get_sample_value(reasserts) == 2
     finally:
         await replica.stop()
+
+
+async def test_a_reassert_producer_that_cannot_start_is_tried_once_per_round() -> None:
+    """Three re-asserts due and a producer that cannot start (against a broker that does not
+    answer, each try costs the whole request timeout, with the read loop held up): one try
+    per round, not one per re-assert, and all three are due again for the next round."""
+    starts: list[float] = []
+
+    class Unstartable(ConfigConsumer):
+        async def _start_producer(self) -> AIOKafkaProducer:
+            starts.append(time.monotonic())
+            raise KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 9)]")
+
+    async def hand_over() -> None:
+        pass
+
+    consumer = Unstartable(
+        client_kwargs=lambda: {"bootstrap_servers": "127.0.0.1:9"},
+        topic="config",
+        group_id="g",
+        session_timeout_ms=6000,
+        metrics=Metrics(CollectorRegistry()),
+        apply=lambda changes: None,
+        hand_over=hand_over,
+    )
+    assignment = consumer.assignment
+    assignment.assign({0: 0})
+    for offset, match_id in enumerate((5, 6, 7)):
+        assignment.apply(0, offset, Command("add", match_id))
+        assignment.rejected(0, offset + 3, match_id)
+    await consumer._reassert()
+    assert len(starts) == 1
+    assert sorted(owed.match_id for owed in assignment.take_reasserts()) == [5, 6, 7]

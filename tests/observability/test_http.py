@@ -50,3 +50,31 @@ async def test_readyz_healthz_and_status_pass_through_the_secret_scrubber() -> N
                 assert "***" in body
     finally:
         await server.stop()
+
+
+async def test_a_secret_that_json_escapes_is_scrubbed_too() -> None:
+    """A password with a quote or a backslash is written escaped in the JSON text (``\\"``,
+    ``\\\\``): the escaped form is scrubbed as well, so the decoded document holds no secret."""
+    secret = 'pa"ss\\w0rd-9'
+    scrubber = SecretScrubber()
+    scrubber.add(secret)
+    problems = [f"Kafka producer not connected: bad password {secret}"]
+    server = OpsServer(
+        Metrics(CollectorRegistry()),
+        liveness=lambda: problems,
+        readiness=lambda: problems,
+        status=lambda: {"problems": problems},
+        refresh=lambda: None,
+        scrub=scrubber.scrub,
+    )
+    await server.start("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for path in ("/readyz", "/healthz", "/status"):
+                async with session.get(f"http://127.0.0.1:{server.port}{path}") as response:
+                    document = await response.json()
+                shown = "\n".join(document.get("reasons") or document["problems"])
+                assert secret not in shown, (path, shown)
+                assert "***" in shown, (path, shown)
+    finally:
+        await server.stop()

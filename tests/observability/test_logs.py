@@ -105,3 +105,20 @@ def test_the_password_of_a_url_is_registered_as_a_secret() -> None:
     scrubber.add_url(None)
     line = "GET https://ingester:p%40ss-w0rd@registry.example:8081 (password p@ss-w0rd)"
     assert scrubber.scrub(line) == "GET https://ingester:***@registry.example:8081 (password ***)"
+
+
+def test_a_secret_that_json_escapes_never_appears_in_json_logs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A password with a quote or a backslash is escaped in a JSON line; the event, decoded,
+    still holds no secret."""
+    secret = 'pa"ss\\w0rd-9'
+    stream = Stream(tty=False)
+    monkeypatch.setattr("sys.stderr", stream)
+    scrubber = SecretScrubber()
+    scrubber.add(secret)
+    configure_logging("INFO", "json", scrubber)
+    logging.getLogger("ingester.test").warning("SASL failed with password %s", secret)
+    event = json.loads(stream.getvalue().splitlines()[0])
+    assert secret not in event["message"]
+    assert "***" in event["message"]

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import OutRecord
+from ingester.produce import sink as sink_module
 from ingester.produce.buffer import RecordBuffer
 from ingester.produce.sink import KafkaSink
 from tests.conftest import TopicFactory
@@ -281,3 +282,98 @@ async def test_an_oversized_batch_is_split_down_to_the_record_kafka_refuses_alon
     dropped = [r.getMessage() for r in caplog.records if "record dropped" in r.getMessage()]
     assert len(dropped) == 1, dropped
     assert "key 41010" in dropped[0], dropped
+
+
+async def test_a_refused_batch_does_not_derail_the_idempotent_sequence(
+    kafka: object, topic_factory: TopicFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch (or a record alone) the broker refuses as too large, on a partition that
+    already holds records, costs no ``OutOfOrderSequenceNumber``, no producer rebuild and no
+    ``Kafka produce failed`` line: the producer's sequence for that partition counted the
+    refused records, so the records after them are sent by a fresh producer."""
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    topic = await topic_factory(partitions=1, config={"max.message.bytes": "20000"})
+    sink, buffer, metrics = new_sink(
+        1000,
+        lambda: AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        ),
+    )
+
+    def record(n: int, size: int) -> OutRecord:
+        value = f"{n:06d}".encode() + os.urandom(size)
+        return OutRecord(topic, str(41000 + n % 7).encode(), value, [], time.time(), "soccer")
+
+    buffer.put_nowait(record(0, 100))
+    task = asyncio.create_task(sink.run())
+    try:
+        await asyncio.wait_for(buffer.drained(), 60)  # the partition's sequence is past 0
+        for n in range(1, 62):  # one take: a 60 KiB batch, with one record too large alone
+            buffer.put_nowait(record(n, 30_000 if n == 31 else 1_000))
+        await asyncio.wait_for(buffer.drained(), 60)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    numbers = [int(v[:6]) for _, v in await read_all(bootstrap, topic, 61)]
+    assert numbers == [n for n in range(62) if n != 31]
+    registry = metrics.registry
+    assert registry.get_sample_value("sportrix_ingester_producer_rebuilds_total") == 0
+    assert (
+        registry.get_sample_value(
+            "sportrix_ingester_produce_errors_total", {"error": "OutOfOrderSequenceNumber"}
+        )
+        is None
+    )
+    assert not [r.getMessage() for r in caplog.records if "produce failed" in r.getMessage()]
+
+
+async def test_a_slow_but_acknowledging_kafka_is_not_a_stall(
+    kafka: object,
+    topic_factory: TopicFactory,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A take that needs many rounds (one batch per partition each) against a broker that
+    acknowledges every batch, slowly (a produce quota), is never a stall: the stall clock
+    restarts with each acknowledgement, so ``/readyz`` does not say Kafka stopped answering."""
+    monkeypatch.setattr(sink_module, "ACK_STALL_SECONDS", 2.0)
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    topic = await topic_factory(partitions=1)
+
+    def throttled() -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        )
+        send_batch = producer.send_batch
+
+        async def slowly(*args: object, **kwargs: object) -> object:
+            await asyncio.sleep(0.3)  # each batch acknowledged, 0.3 s late
+            return await send_batch(*args, **kwargs)
+
+        producer.send_batch = slowly
+        return producer
+
+    sink, buffer, _ = new_sink(1000, throttled)
+    for _ in range(100):  # 5 records of 100 kB per 512 KiB batch: 20 rounds, 6 s or more
+        buffer.put_nowait(OutRecord(topic, b"41000", os.urandom(100_000), [], time.time()))
+    stalls: list[float] = []
+    task = asyncio.create_task(sink.run())
+    try:
+        async with asyncio.timeout(120):
+            while buffer.unacknowledged:
+                if sink.stalled:
+                    stalls.append(sink.waiting_for())
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert not stalls, f"stalled while Kafka acknowledged: {stalls[:3]}…"
+    assert not [r.getMessage() for r in caplog.records if "stalled" in r.getMessage()]
