@@ -14,12 +14,12 @@ demo: BOOTSTRAP_MODE := runtime
 # Extra arguments for `sportrix-ingester demo`, e.g. make demo DEMO_ARGS="--soccer 5".
 DEMO_ARGS :=
 
-.PHONY: demo test lint unit bootstrap tools kafka-jars lock
+.PHONY: demo test lint unit prepare bootstrap tools kafka-jars lock
 
-demo: kafka-jars
+demo: prepare
 	$(VENV_BIN)/sportrix-ingester demo $(DEMO_ARGS)
 
-test: tools kafka-jars
+test: tools prepare
 	scripts/check all
 
 lint: bootstrap
@@ -31,11 +31,19 @@ unit: bootstrap
 lock:
 	scripts/lock
 
+# The venv and the Kafka jars side by side: the fetch needs only Python's standard library,
+# so it runs on python3 from the source tree while .venv is being made.
+prepare:
+	@python3 -m ingester.localkafka fetch & jars=$$!; \
+	scripts/bootstrap $(BOOTSTRAP_MODE); venv=$$?; \
+	wait $$jars; jars=$$?; \
+	exit $$(( venv || jars ))
+
 bootstrap:
 	@scripts/bootstrap $(BOOTSTRAP_MODE)
 
 tools:
 	@scripts/install-tools
 
-kafka-jars: bootstrap
-	@$(VENV_BIN)/python -m ingester.localkafka fetch
+kafka-jars:
+	@python3 -m ingester.localkafka fetch

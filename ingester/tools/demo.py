@@ -40,6 +40,13 @@ _DEMO_KEY = "demo-key"
 #: data is wiped at the next start anyway.
 _STOP_GRACE = 2.0
 _KAFKA_STOP_GRACE = 1.0
+#: The daemon, started with the broker so that its imports overlap the broker's start-up: it
+#: imports its modules, then reads the broker's address on stdin and runs ``run``.
+_DAEMON_ONCE_TOLD = (
+    "import os, sys; import ingester.app; "
+    "os.environ['KAFKA_BOOTSTRAP_SERVERS'] = sys.stdin.readline().strip(); "
+    "from ingester.cli import main; sys.exit(main(['run']))"
+)
 
 
 def _free_port() -> int:
@@ -71,27 +78,32 @@ def _wait_for(url: str, what: str, process: subprocess.Popen[bytes], timeout: fl
 
 class _Children:
     """The demo's Python children, each in its own session (a terminal's Ctrl-C reaches only
-    the demo), stopped together: SIGTERM to all, then SIGKILL to the stragglers' groups."""
+    the demo), stopped newest first: SIGTERM, then SIGKILL to its group after ``grace``."""
 
     def __init__(self) -> None:
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, argv: list[str], log: Path, env: dict[str, str], *, stdin: bool = False
+    ) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
             process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                argv,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         self.processes.append(process)
         return process
 
     def stop(self, grace: float) -> None:
-        for process in self.processes:
+        for process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in self.processes:
             try:
-                process.wait(max(0.0, deadline - time.monotonic()))
+                process.wait(grace)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
@@ -168,7 +180,6 @@ def _run_demo(args: argparse.Namespace) -> int:
         signal.signal(signum, interrupt)
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    python = [sys.executable, "-m", "ingester"]
     sim_port, http_port = _free_port(), args.http_port or _free_port()
     stats = TailStats()
     metrics_text: str | None = None
@@ -177,35 +188,42 @@ def _run_demo(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         # Stopping is idempotent: this first call only matters if Kafka fails to start.
         stack.callback(children.stop, _STOP_GRACE + 1)
-        # The simulator needs no Kafka: it starts up while the broker does.
+        # The simulator needs no Kafka, and the daemon waits for its address: both start up
+        # while the broker does. The daemon is stopped first, while its upstream still serves.
         simulator = children.start(
             [
-                *python, "simulate", "--host", "127.0.0.1", "--port", str(sim_port),
-                "--api-key", _DEMO_KEY, "--speed", str(args.speed),
+                sys.executable, "-m", "ingester", "simulate", "--host", "127.0.0.1",
+                "--port", str(sim_port), "--api-key", _DEMO_KEY, "--speed", str(args.speed),
             ],
             workdir / "simulator.log",
             env,
+        )  # fmt: skip
+        daemon_env = {
+            **env,
+            "SPORTRIX_URL": f"ws://127.0.0.1:{sim_port}/v1/stream",
+            "SPORTRIX_API_KEY": _DEMO_KEY,
+            "INGESTER_HTTP_PORT": str(http_port),
+            "INGESTER_LOG_FORMAT": "text",
+            "INGESTER_INSTANCE_ID": "demo",
+            "INGESTER_FLUSH_TIMEOUT": str(_STOP_GRACE),
+        }
+        daemon = children.start(
+            [sys.executable, "-c", _DAEMON_ONCE_TOLD], workdir / "ingester.log", daemon_env,
+            stdin=True,
         )  # fmt: skip
         bootstrap, kafka_log = stack.enter_context(_kafka(workdir))
         # Registered after Kafka, so run before it stops: the daemon flushes to a live broker.
         stack.callback(children.stop, _STOP_GRACE + 1)
         # Once stopping, a second Ctrl-C must not cut the clean-up short (it is bounded).
         stack.callback(_ignore_interrupts)
+        assert daemon.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # exited early: _wait_for says so below
+            daemon.stdin.write(f"{bootstrap}\n".encode())
+            daemon.stdin.close()
         catalogue = _wait_for(
             f"http://127.0.0.1:{sim_port}/v1/matches", "the simulator", simulator, 30
         )
         _say(f"simulator serving {len(catalogue)} matches at ws://127.0.0.1:{sim_port}/v1/stream")
-        daemon_env = {
-            **env,
-            "SPORTRIX_URL": f"ws://127.0.0.1:{sim_port}/v1/stream",
-            "SPORTRIX_API_KEY": _DEMO_KEY,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "INGESTER_HTTP_PORT": str(http_port),
-            "INGESTER_LOG_FORMAT": "text",
-            "INGESTER_INSTANCE_ID": "demo",
-            "INGESTER_FLUSH_TIMEOUT": str(_STOP_GRACE),
-        }
-        daemon = children.start([*python, "run"], workdir / "ingester.log", daemon_env)
         _wait_for(f"http://127.0.0.1:{http_port}/healthz", "the ingester", daemon, 60)
         settings = load_settings(kafka_bootstrap_servers=bootstrap)
         matches = _pick_matches(catalogue, args.soccer, args.cricket)
