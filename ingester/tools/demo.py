@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,13 +25,13 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingester.bench.processes import http_get
+from ingester.bench.processes import free_port, http_get
 from ingester.bench.report import percentile
 from ingester.control.cli import write_commands
 from ingester.settings import load_settings
 from ingester.tools.tail import TailStats, tail
 
-__all__ = ["register"]
+__all__ = ["register", "summary"]
 
 _DEMO_KEY = "demo-key"
 #: Seconds the daemon may spend flushing on the way out (it gets one more to exit), and the
@@ -47,13 +46,6 @@ _DAEMON_ONCE_TOLD = (
     "os.environ['KAFKA_BOOTSTRAP_SERVERS'] = sys.stdin.readline().strip(); "
     "from ingester.cli import main; sys.exit(main(['run']))"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _say(text: str) -> None:
@@ -180,7 +172,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         signal.signal(signum, interrupt)
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    sim_port, http_port = _free_port(), args.http_port or _free_port()
+    sim_port, http_port = free_port(), args.http_port or free_port()
     stats = TailStats()
     metrics_text: str | None = None
     children = _Children()
