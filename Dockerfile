@@ -5,8 +5,9 @@
 #   docker build -t sportrix-ingester:0.1.0 --build-arg VERSION=0.1.0 \
 #     --build-arg REVISION="$(git rev-parse HEAD)" .
 #
-# Two stages: the builder turns the project into a wheel and installs that wheel (its
-# dependencies resolved from the wheel's own metadata, i.e. pyproject.toml) into a virtualenv;
+# Two stages: the builder turns the project into a wheel and installs into a virtualenv the
+# locked runtime dependencies (requirements/runtime.txt, exported from uv.lock by scripts/lock:
+# exact versions, every file's hash checked) and then that wheel without resolving anything;
 # the final stage copies only that virtualenv onto the same slim base. No compiler, no build
 # frontend, no pip cache reaches the final image.
 #
@@ -32,15 +33,20 @@ RUN python -m pip install --no-cache-dir "build==1.2.2.post1"
 
 # Only what the wheel is built from (see also .dockerignore).
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.txt requirements/runtime.txt
 COPY schemas/ schemas/
 COPY ingester/ ingester/
 
 # recipe: begin
 RUN python -m build --wheel --outdir "$WHEEL_DIR" .
 # A venv without pip of its own: the builder's pip installs into it (pip --python), so the
-# final image carries no installer in the venv.
+# final image carries no installer in the venv. The lock first (--require-hashes), then the
+# wheel alone (--no-deps): nothing is resolved at build time.
 RUN python -m venv --without-pip "$VIRTUAL_ENV" \
-    && python -m pip --python "$VIRTUAL_ENV/bin/python" install --no-cache-dir "$WHEEL_DIR"/*.whl
+    && python -m pip --python "$VIRTUAL_ENV/bin/python" install --no-cache-dir \
+       --require-hashes -r requirements/runtime.txt \
+    && python -m pip --python "$VIRTUAL_ENV/bin/python" install --no-cache-dir --no-deps \
+       "$WHEEL_DIR"/*.whl
 # recipe: end
 
 

@@ -12,6 +12,13 @@
 * ``unique_topic`` (function): one unique topic name, not created (the broker auto-creates
   topics with one partition on first use).
 
+The suite runs in parallel (``scripts/check``: pytest-xdist, ``--dist loadgroup``). Each worker
+is a process of its own with its own session, so it starts its own broker on free ports in its
+own temporary folder (``tmp_path_factory`` is per worker), and a test that stops or restarts
+``local_kafka`` only affects the tests of its worker, which run one at a time. Topic names are
+unique per test, so workers also share an external broker safely. Tests that must not run at
+the same time as each other take ``@pytest.mark.xdist_group("NAME")``: one worker runs them all.
+
 Tests that use any of these are marked ``kafka`` automatically (``pytest -m "not kafka"`` runs
 the rest). When no broker can be had, those tests fail with the reason; they never skip.
 Pure unit tests request none of them and never start the broker.

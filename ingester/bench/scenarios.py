@@ -141,7 +141,7 @@ async def _kafka(options: Options) -> AsyncIterator[str]:
     from ingester.localkafka import LocalKafka
 
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as data_dir:
-        broker = LocalKafka(data_dir, heap="1g")
+        broker = LocalKafka(data_dir, heap="1g", quick_start=False)
         await asyncio.to_thread(broker.start)
         try:
             yield broker.bootstrap_servers

@@ -187,7 +187,9 @@ class LocalKafka:
     made by an earlier ``LocalKafka`` (then it is wiped on :meth:`start`). Ports ``0`` are
     chosen free at the first start and kept, so :meth:`restart` comes back on the same
     addresses with the same data. ``secure=True`` adds a SASL_SSL listener (SCRAM-SHA-512,
-    certificate from a generated CA).
+    certificate from a generated CA). ``quick_start=True`` runs the JVMs with the C1 compiler
+    only and the serial collector: start-up takes about a third less time and CPU (the demo,
+    the tests), at a lower peak throughput (the benchmarks turn it off).
     """
 
     def __init__(
@@ -199,6 +201,7 @@ class LocalKafka:
         secure_port: int = 0,
         controller_port: int = 0,
         heap: str = "512m",
+        quick_start: bool = True,
         start_timeout: float = 120.0,
         stop_timeout: float = 30.0,
         die_with_parent: bool = True,
@@ -209,6 +212,7 @@ class LocalKafka:
         self.secure_port = secure_port
         self.controller_port = controller_port
         self.heap = heap
+        self.quick_start = quick_start
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.die_with_parent = die_with_parent
@@ -428,6 +432,7 @@ class LocalKafka:
             f"-Xmx{self.heap}",
             "-Xms128m",
             "-XX:+ExitOnOutOfMemoryError",
+            *(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"] if self.quick_start else []),
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
             "-cp",

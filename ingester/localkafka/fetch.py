@@ -102,7 +102,9 @@ def classpath(*, refresh: bool = False) -> list[Path]:
                 f"mvn could not resolve org.apache.kafka:kafka_2.13:{KAFKA_VERSION} "
                 f"(exit {proc.returncode}):\n{tail}"
             )
-        staged = cached.with_suffix(".tmp")
+        # A private name, then an atomic rename: parallel fetches (test workers) never see a
+        # half-written file.
+        staged = cached.with_suffix(f".{os.getpid()}.tmp")
         staged.write_text(out.read_text().strip() + "\n")
         staged.replace(cached)
     entries = _read_cached(cached)

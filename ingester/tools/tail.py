@@ -15,6 +15,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import orjson
@@ -24,7 +25,7 @@ from ingester.consume import DecodeFailed, KafkaMessage, LiveScoresDecoder
 from ingester.produce.kafka_client import client_kwargs
 from ingester.settings import KAFKA_FIELDS, Settings, add_setting_flags, load_settings
 
-__all__ = ["headline", "register", "tail"]
+__all__ = ["TailStats", "headline", "register", "tail"]
 
 
 def _soccer(r: dict[str, Any]) -> str:
@@ -62,6 +63,15 @@ def headline(record: dict[str, Any]) -> str:
         return f"{record.get('home', '?')} v {record.get('away', '?')}"
 
 
+@dataclass
+class TailStats:
+    """What :func:`tail` printed: how many records, and each one's lag in ms (now minus the
+    record's ``updated_at``, as on the printed line)."""
+
+    records: int = 0
+    lags_ms: list[float] = field(default_factory=list)
+
+
 async def tail(
     settings: Settings,
     *,
@@ -70,8 +80,14 @@ async def tail(
     match_ids: set[int],
     as_json: bool,
     out: TextIO,
+    stats: TailStats | None = None,
 ) -> int:
-    """Print records until ``limit`` were printed (or forever); returns the count."""
+    """Print records until ``limit`` were printed (or forever); returns the count.
+
+    ``stats``, when given, is updated with every printed record, so a caller that interrupts
+    the tail still knows what it showed.
+    """
+    stats = TailStats() if stats is None else stats
     decoder = LiveScoresDecoder(settings.schemas_dir, registry_url=settings.schema_registry_url)
     consumer = AIOKafkaConsumer(
         settings.topic,
@@ -88,8 +104,12 @@ async def tail(
                 for message in records:
                     if match_ids and int(message.key or b"0") not in match_ids:
                         continue
-                    print(await _line(decoder, message, as_json), file=out, flush=True)
+                    line, lag_ms = await _line(decoder, message, as_json)
+                    print(line, file=out, flush=True)
                     printed += 1
+                    stats.records += 1
+                    if lag_ms is not None:
+                        stats.lags_ms.append(lag_ms)
                     if limit is not None and printed >= limit:
                         return printed
     finally:
@@ -98,20 +118,22 @@ async def tail(
     return printed
 
 
-async def _line(decoder: LiveScoresDecoder, message: KafkaMessage, as_json: bool) -> str:
+async def _line(
+    decoder: LiveScoresDecoder, message: KafkaMessage, as_json: bool
+) -> tuple[str, float | None]:
+    """The printed line for a record, and the record's lag in ms when it has one."""
     try:
         record = (await decoder.decode_record(message)).record
     except DecodeFailed as exc:
-        return f"(undecodable: {exc})"
+        return f"(undecodable: {exc})", None
+    lag_ms = time.time() * 1000 - record["updated_at"] if record.get("updated_at") else None
     if as_json:
-        return orjson.dumps(record).decode()
-    lag = ""
-    if record.get("updated_at"):
-        lag = f" lag={time.time() * 1000 - record['updated_at']:.0f}ms"
+        return orjson.dumps(record).decode(), lag_ms
+    lag = "" if lag_ms is None else f" lag={lag_ms:.0f}ms"
     return (
         f"{record['match_id']:>6} {record['op']:<8} seq={record.get('seq')!s:<6}"
         f"{headline(record)}{lag}"
-    )
+    ), lag_ms
 
 
 def _handle(args: argparse.Namespace) -> int:

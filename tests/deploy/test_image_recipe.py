@@ -213,7 +213,9 @@ def test_dockerfile_shape() -> None:
     tag = base.partition(":")[2]
     assert "slim" in tag, f"base is not a slim image: {base}"
     assert tag[0].isdigit(), f"base not pinned to a version tag: {base}"
-    assert "requirements" not in text.lower(), "dependencies come from pyproject.toml only"
+    recipe = " ".join(builder.recipe)
+    assert "--require-hashes -r requirements/runtime.txt" in recipe, "install from the lock"
+    assert "--no-deps" in recipe, "the wheel must not resolve dependencies past the lock"
 
 
 def test_dockerignore_lets_the_copied_files_through() -> None:
