@@ -166,7 +166,8 @@ class Daemon:
         rebalance (one heartbeat) and rejoining."""
         limit = self.settings.session_timeout_ms / 4000
         try:
-            await asyncio.wait_for(self.buffer.acknowledged(self.buffer.put_count), limit)
+            async with asyncio.timeout(limit):
+                await self.buffer.acknowledged(self.buffer.put_count)
         except TimeoutError:
             log.warning(
                 "matches handed over with %d records not yet acknowledged by Kafka (waited %.1fs)",
@@ -323,7 +324,8 @@ class Daemon:
         flushed = True
         if self._started:
             try:
-                await asyncio.wait_for(self.buffer.drained(), self.settings.flush_timeout)
+                async with asyncio.timeout(self.settings.flush_timeout):
+                    await self.buffer.drained()
             except TimeoutError:
                 flushed = False
         await self._supervisor.stop("config-consumer")

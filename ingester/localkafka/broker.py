@@ -539,7 +539,8 @@ def can_produce(config: dict[str, Any]) -> bool:
         producer = AIOKafkaProducer(request_timeout_ms=5000, acks="all", **config)
         try:
             await producer.start()
-            await asyncio.wait_for(producer.send_and_wait(_READY_TOPIC, b"ready"), 10)
+            async with asyncio.timeout(10):
+                await producer.send_and_wait(_READY_TOPIC, b"ready")
         finally:
             await producer.stop()
 

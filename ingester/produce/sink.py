@@ -120,7 +120,8 @@ class KafkaSink:
     async def _take_or_probe(self) -> list[OutRecord]:
         """The next batch; while idle, check every few seconds that Kafka still answers."""
         try:
-            return await asyncio.wait_for(self._buffer.take(_BATCH_LIMIT), _PROBE_INTERVAL)
+            async with asyncio.timeout(_PROBE_INTERVAL):
+                return await self._buffer.take(_BATCH_LIMIT)
         except TimeoutError:
             await self._probe()
             return []
@@ -130,7 +131,8 @@ class KafkaSink:
         if producer is None:
             return
         try:
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), _PROBE_INTERVAL)
+            async with asyncio.timeout(_PROBE_INTERVAL):
+                await producer.client.fetch_all_metadata()
         except Exception as exc:
             self._mark_down(exc)
         else:
@@ -417,6 +419,7 @@ def _size(record: OutRecord) -> int:
 
 async def _close_quietly(producer: AIOKafkaProducer) -> None:
     try:
-        await asyncio.wait_for(producer.stop(), 10.0)
+        async with asyncio.timeout(10.0):
+            await producer.stop()
     except Exception as exc:
         log.debug("closing a Kafka producer failed: %s", exc)

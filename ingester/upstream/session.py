@@ -319,8 +319,11 @@ class UpstreamSession:
             for task in (writer, watchdog):
                 task.cancel()
             await asyncio.gather(writer, watchdog, return_exceptions=True)
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation (the pool
+            # stopping) that comes as the close completes, and the session reconnects.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(websocket.close(), 5)
+                async with asyncio.timeout(5):
+                    await websocket.close()
 
     async def _read(self, websocket: _TrackedConnection) -> None:
         process = self._processor.process
