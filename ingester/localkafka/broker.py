@@ -44,6 +44,8 @@ __all__ = [
 
 _MARKER = ".localkafka"
 _STATE = "state.json"
+#: Fresh starts with newly picked ports when one was taken before the broker bound it.
+_PORT_TRIES = 3
 _READY_TOPIC = "__localkafka_ready"
 _SCRAM = "SCRAM-SHA-512"
 _LOG4J2 = """\
@@ -291,16 +293,35 @@ class LocalKafka:
         """Format a fresh log directory, start the broker, and wait until it takes records."""
         if self.running:
             raise LocalKafkaError(f"the broker is already running (pid {self._pid()})")
-        self._prepare_data_dir()
-        self.port = self.port or _free_port()
-        self.controller_port = self.controller_port or _free_port()
-        if self.secure:
-            self.secure_port = self.secure_port or _free_port()
-            self._tls = make_tls_files(self.data_dir / "tls")
-        self._write_config()
-        self._format()
-        self._launch()
-        return self
+        given = (self.port, self.controller_port, self.secure_port)
+        fixed = all(given[: 3 if self.secure else 2])
+        attempt = 1
+        while True:
+            self._prepare_data_dir()
+            self.port = given[0] or _free_port()
+            self.controller_port = given[1] or _free_port()
+            if self.secure:
+                self.secure_port = given[2] or _free_port()
+                self._tls = make_tls_files(self.data_dir / "tls")
+            self._write_config()
+            self._format()
+            try:
+                self._launch()
+            except LocalKafkaError:
+                # A port found free was taken by another process before the broker bound
+                # it (tests run in parallel): pick new ones, unless they were given.
+                if attempt == _PORT_TRIES or fixed or not self._lost_a_port():
+                    raise
+                attempt += 1
+                continue
+            return self
+
+    def _lost_a_port(self) -> bool:
+        """True when the broker's log says one of its listeners' ports was taken."""
+        try:
+            return "Address already in use" in self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return False
 
     def restart(self, downtime: float = 0.0) -> None:
         """Stop the broker, wait ``downtime`` seconds, start it again: same ports, same data."""

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ingester.localkafka import LocalKafka, LocalKafkaError
+from ingester.localkafka import LocalKafka, LocalKafkaError, can_produce
+from ingester.localkafka import broker as broker_module
 
 
 def java_brokers_on(data_dir: Path) -> list[int]:
@@ -112,6 +113,32 @@ def test_failed_start_shows_the_broker_log(tmp_path):
         with pytest.raises(LocalKafkaError, match="exited during start-up") as raised:
             broker.start()
     assert "Address already in use" in str(raised.value)
+    assert java_brokers_on(broker.data_dir) == []
+
+
+@pytest.mark.kafka
+def test_a_picked_port_taken_before_the_broker_binds_it_is_picked_again(tmp_path, monkeypatch):
+    """Parallel test workers race for free ports: a port found free and then taken by
+    someone else before the broker bound it costs one more start, not a failure."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        pick = broker_module._free_port
+        handed_out: list[int] = []
+
+        def free_port_taken_first() -> int:
+            handed_out.append(busy if not handed_out else pick())
+            return handed_out[-1]
+
+        monkeypatch.setattr(broker_module, "_free_port", free_port_taken_first)
+        broker = LocalKafka(tmp_path / "kafka").start()
+        try:
+            assert handed_out[0] == busy, "the first start was given the taken port"
+            assert busy not in (broker.port, broker.controller_port)
+            assert can_produce({"bootstrap_servers": broker.bootstrap_servers})
+        finally:
+            broker.stop()
     assert java_brokers_on(broker.data_dir) == []
 
 
