@@ -8,9 +8,12 @@ missing ``java``, ``mvn`` or ``go`` fails the test that needs it; it never skips
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +47,19 @@ def digest(*inputs: Path) -> str:
     return sha.hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def build_lock(name: str) -> Iterator[None]:
+    """Hold ``.cache/examples/<name>.lock``: test workers running in parallel (pytest-xdist)
+    build one at a time, and the later ones find the build done."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run_build(command: list[str], cwd: Path, what: str) -> None:
     """Run a build command; fail the test with the end of its output if it fails."""
     done = subprocess.run(
@@ -74,17 +90,19 @@ def build_java() -> JavaBuild:
     out = CACHE / "java"
     classes = out / "target" / "classes"
     classpath_file = out / f"classpath-{key}.txt"
-    if not (classpath_file.is_file() and classes.is_dir()):
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        run_build(
-            [
-                mvn, "-q", "-B", "compile", "dependency:build-classpath",
-                f"-Dexamples.build.dir={out / 'target'}", f"-Dmdep.outputFile={classpath_file}",
-            ],
-            project,
-            "examples/java",
-        )  # fmt: skip
+    with build_lock("java"):
+        if not (classpath_file.is_file() and classes.is_dir()):
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            run_build(
+                [
+                    mvn, "-q", "-B", "compile", "dependency:build-classpath",
+                    f"-Dexamples.build.dir={out / 'target'}",
+                    f"-Dmdep.outputFile={classpath_file}",
+                ],
+                project,
+                "examples/java",
+            )  # fmt: skip
     return JavaBuild(java, f"{classes}:{classpath_file.read_text().strip()}")
 
 
@@ -94,8 +112,9 @@ def build_go() -> Path:
     project = EXAMPLES / "go"
     key = digest(project)
     binary = CACHE / "go" / f"live-scores-consumer-{key}"
-    if not binary.is_file():
-        shutil.rmtree(binary.parent, ignore_errors=True)
-        binary.parent.mkdir(parents=True)
-        run_build([go, "build", "-o", str(binary), "."], project, "examples/go")
+    with build_lock("go"):
+        if not binary.is_file():
+            shutil.rmtree(binary.parent, ignore_errors=True)
+            binary.parent.mkdir(parents=True)
+            run_build([go, "build", "-o", str(binary), "."], project, "examples/go")
     return binary
