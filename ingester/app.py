@@ -88,8 +88,7 @@ class Daemon:
             on_retire=self._retire,
             read_key=self._read_api_key,
         )
-        for secret in self.pool.transport.secrets:  # proxy credentials
-            scrubber.add(secret)
+        scrubber.add_url(self.pool.transport.proxy)  # proxy credentials
         self.sink = KafkaSink(self.buffer, self.metrics, self._new_producer)
         self.config = ConfigConsumer(
             self._kafka_kwargs,

@@ -1,8 +1,8 @@
 """Logging: one event per line, JSON off a terminal, text on one; secrets scrubbed.
 
 Every handler carries a :class:`SecretScrubber`, which replaces any registered secret
-(the API key, the SASL password, the schema registry's password) by ``***`` in the final
-line, tracebacks included, whatever code produced the message. The HTTP server passes
+(the API key, the SASL password, the schema registry's and the proxy's passwords) by ``***``
+in the final line, tracebacks included, whatever code produced the message. The HTTP server passes
 ``/readyz``, ``/healthz`` and ``/status`` through the same scrubber.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from base64 import b64encode
 from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -35,11 +36,16 @@ class SecretScrubber:
             self._secrets.add(orjson.dumps(secret).decode()[1:-1])
 
     def add_url(self, url: str | None) -> None:
-        """Register the password of ``url``'s ``user:password@`` part, as written and decoded."""
-        password = urlsplit(url).password if url else None
-        if password:
-            self.add(password)
-            self.add(unquote(password))
+        """Register every form in which the password of ``url``'s ``user:password@`` part
+        could be printed: as written, decoded, and inside the HTTP Basic token a client
+        sends with it (a proxy, a schema registry)."""
+        parts = urlsplit(url) if url else None
+        if parts is None or parts.password is None:
+            return
+        password = unquote(parts.password)
+        basic = f"{unquote(parts.username or '')}:{password}".encode()
+        for form in (parts.password, password, b64encode(basic).decode()):
+            self.add(form)
 
     def scrub(self, text: str) -> str:
         """``text`` with every registered secret replaced by ``***``."""

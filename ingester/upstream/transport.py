@@ -6,13 +6,12 @@ connection attempt :meth:`UpstreamTransport.connect_kwargs` gives what ``websock
 ``connect()`` needs (the SSL context is rebuilt, so a rotated CA bundle or client
 certificate is picked up on the next reconnect), and :func:`classify_failure` turns a failed
 attempt into a reconnect reason and one line a person can act on. Proxy credentials never
-leave this module except through :attr:`UpstreamTransport.secrets`, which the caller
-registers with the log scrubber.
+leave this module except in :attr:`UpstreamTransport.proxy`, which the caller registers
+with the log scrubber (``SecretScrubber.add_url``).
 """
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import ssl
 import urllib.parse
@@ -106,7 +105,6 @@ class UpstreamTransport:
         self.proxy_shown = redact_proxy(self.proxy) if self.proxy else None
         #: `` via proxy URL`` (credentials hidden), or ``""`` without a proxy: for log lines.
         self.via = f" via proxy {self.proxy_shown}" if self.proxy_shown else ""
-        self.secrets = _proxy_secrets(self.proxy) if self.proxy else ()
         problem = _proxy_problem(self.proxy) if self.proxy else None
         if problem:
             raise ConfigError(f"invalid setting {source}: {problem}")
@@ -192,18 +190,6 @@ def _proxy_problem(proxy: str) -> str | None:
     if parts.username is not None and parts.password is None:
         return "a proxy user needs a password (user:password@)"
     return None
-
-
-def _proxy_secrets(proxy: str) -> tuple[str, ...]:
-    """Every form in which the proxy's password could be printed."""
-    parts = urllib.parse.urlsplit(proxy)
-    if parts.password is None:
-        return ()
-    user, password = parts.username or "", parts.password
-    plain_user = urllib.parse.unquote(user)
-    plain_password = urllib.parse.unquote(password)
-    basic = base64.b64encode(f"{plain_user}:{plain_password}".encode()).decode()
-    return tuple(dict.fromkeys((password, plain_password, f"{user}:{password}", basic)))
 
 
 def _is_loopback(host: str) -> bool:
