@@ -22,10 +22,10 @@ COMMANDS: dict[str, str] = {
     "run": "ingester.app",
     "matches": "ingester.control.cli",
     "tail": "ingester.tools.tail",
-    "demo": "ingester.tools.demo",
-    "kafka": "ingester.localkafka.cli",
-    "simulate": "ingester.simulator.cli",
-    "bench": "ingester.bench",
+    "demo": "sportrix_devkit.demo",
+    "kafka": "sportrix_devkit.localkafka.cli",
+    "simulate": "sportrix_devkit.simulator.cli",
+    "bench": "sportrix_devkit.bench",
 }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from ingester import __version__
-from ingester.bench.processes import free_port
+from sportrix_devkit.bench.processes import free_port
 from tests.conftest import TopicFactory
 from tests.e2e.harness import TEST_KEY, Simulator, TopicReader, add_matches, http_get
 

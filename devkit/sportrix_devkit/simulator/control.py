@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 if TYPE_CHECKING:
-    from ingester.simulator.server import Simulator
+    from sportrix_devkit.simulator.server import Simulator
 
 __all__ = ["route"]
 
