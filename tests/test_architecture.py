@@ -7,6 +7,8 @@ through an entry-point group.
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import json
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import sportrix_devkit
 from ingester import cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,3 +93,37 @@ def test_without_the_devkit_its_commands_say_how_to_get_it(
     listed = capsys.readouterr().out
     assert "run" in listed
     assert "simulate" not in listed
+
+
+def import_graph(package: Path, name: str) -> dict[str, set[str]]:
+    """Each module of ``package`` (imported as ``name``) and the package's modules it imports,
+    at module level or inside a function or ``TYPE_CHECKING`` block alike."""
+    modules: dict[str, Path] = {}
+    for path in package.rglob("*.py"):
+        parts = [name, *path.relative_to(package).with_suffix("").parts]
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[module] = {other for other in imported if other in modules and other != module}
+    return graph
+
+
+def test_the_devkit_has_no_import_cycle() -> None:
+    graph = import_graph(Path(sportrix_devkit.__file__).parent, "sportrix_devkit")
+    assert "sportrix_devkit.simulator.server" in graph["sportrix_devkit.simulator"]
+    assert "sportrix_devkit.simulator.control" in graph["sportrix_devkit.simulator.server"]
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on a cycle
+
+
+def test_the_cycle_check_sees_a_cycle(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("from toy import b\n")
+    (tmp_path / "b.py").write_text("def f():\n    from toy.a import g\n")
+    with pytest.raises(graphlib.CycleError):
+        graphlib.TopologicalSorter(import_graph(tmp_path, "toy")).prepare()

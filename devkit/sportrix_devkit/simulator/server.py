@@ -27,6 +27,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from sportrix_devkit.simulator.config import DEMO_KEY, ApiKey, SimulatorConfig
+from sportrix_devkit.simulator.control import route
 from sportrix_devkit.simulator.core import Hub, Outgoing, Session
 
 __all__ = ["CLOSE_CODES", "Simulator", "play_delay"]
@@ -301,8 +302,6 @@ class Simulator:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        from sportrix_devkit.simulator.control import route
-
         url = urlsplit(request.path)
         query = parse_qs(url.query)
         if url.path != "/v1/stream":
