@@ -5,11 +5,12 @@
 #   docker build -t sportrix-ingester:0.1.0 --build-arg VERSION=0.1.0 \
 #     --build-arg REVISION="$(git rev-parse HEAD)" .
 #
-# Two stages: the builder turns the project into a wheel and installs into a virtualenv the
-# locked runtime dependencies (requirements/runtime.txt, exported from uv.lock by scripts/lock:
-# exact versions, every file's hash checked) and then that wheel without resolving anything;
-# the final stage copies only that virtualenv onto the same slim base. No compiler, no build
-# frontend, no pip cache reaches the final image.
+# The builder turns the daemon (the root project, not the devkit/ workspace member) into a
+# wheel and installs into a virtualenv the locked runtime dependencies (requirements/runtime.txt,
+# exported from uv.lock by scripts/lock: exact versions, every file's hash checked) and then that
+# wheel without resolving anything; the final stage copies only that virtualenv onto the same
+# slim base. No compiler, no build frontend, no pip cache, no development tooling reaches the
+# final image. The devkit stage between them is for docker-compose.yml's simulator only.
 #
 # tests/deploy/test_image_recipe.py runs the builder's install steps (the RUN lines between the
 # "recipe" markers) outside Docker and starts the daemon from the result, so keep them plain
@@ -48,6 +49,20 @@ RUN python -m venv --without-pip "$VIRTUAL_ENV" \
     && python -m pip --python "$VIRTUAL_ENV/bin/python" install --no-cache-dir --no-deps \
        "$WHEEL_DIR"/*.whl
 # recipe: end
+
+
+# The development tooling (the simulator of the docker-compose stack): the daemon's venv plus
+# the devkit (devkit/), built only on request (docker build --target devkit). The image that
+# ships is the last stage, which copies the builder's venv alone: no simulator, bench or demo.
+FROM builder AS devkit
+
+COPY devkit/ devkit/
+RUN python -m pip --python "$VIRTUAL_ENV/bin/python" install --no-cache-dir --no-deps ./devkit
+
+ENV PATH=/opt/venv/bin:$PATH
+USER 10001:10001
+ENTRYPOINT ["sportrix-ingester"]
+CMD ["simulate"]
 
 
 FROM ${PYTHON_IMAGE}

@@ -3,7 +3,8 @@
 #   make test   ruff, mypy and the whole test suite against a real local Kafka broker
 # Both bootstrap .venv from the lock (uv.lock; re-installed only when it or pyproject.toml
 # changes): the demo with the runtime dependencies only, the tests with the dev tools too.
-# Both fetch the Kafka jars once (see docs/local-kafka.md). `make test` also installs
+# Both fetch the Kafka jars once (see docs/local-kafka.md). Both install the devkit (devkit/:
+# simulator, bench, demo, local Kafka) beside the daemon. `make test` also installs
 # promtool, tmux and helm if missing.
 #   make lock   re-resolve uv.lock after editing pyproject.toml (docs/dependencies.md)
 
@@ -32,9 +33,9 @@ lock:
 	scripts/lock
 
 # The venv and the Kafka jars side by side: the fetch needs only Python's standard library,
-# so it runs on python3 from the source tree while .venv is being made.
+# so it runs on python3 from the source tree (devkit/) while .venv is being made.
 prepare:
-	@python3 -m ingester.localkafka fetch & jars=$$!; \
+	@PYTHONPATH=devkit python3 -m sportrix_devkit.localkafka fetch & jars=$$!; \
 	scripts/bootstrap $(BOOTSTRAP_MODE); venv=$$?; \
 	wait $$jars; jars=$$?; \
 	exit $$(( venv || jars ))
@@ -46,4 +47,4 @@ tools:
 	@scripts/install-tools
 
 kafka-jars:
-	@python3 -m ingester.localkafka fetch
+	@PYTHONPATH=devkit python3 -m sportrix_devkit.localkafka fetch

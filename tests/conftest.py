@@ -1,7 +1,7 @@
 """Shared fixtures: one real Kafka broker for the whole session, and unique topics per test.
 
-* ``kafka`` (session): the broker. A :class:`~ingester.localkafka.LocalKafka` with the SASL_SSL
-  listener enabled, started on first use; or, when ``KAFKA_BOOTSTRAP_SERVERS`` is set, an
+* ``kafka`` (session): the broker. A :class:`~sportrix_devkit.localkafka.LocalKafka` with the
+  SASL_SSL listener enabled, started on first use; or, when ``KAFKA_BOOTSTRAP_SERVERS`` is set, an
   :class:`ExternalKafka` for that broker (no local broker is started). Either way
   ``kafka.bootstrap_servers`` is the PLAINTEXT address.
 * ``local_kafka`` (function): the same broker, for tests that must control it (``stop()``,
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ingester.localkafka import LocalKafka, LocalKafkaError, can_produce
+from sportrix_devkit.localkafka import LocalKafka, LocalKafkaError, can_produce
 
 KAFKA_FIXTURES = frozenset({"kafka", "local_kafka", "topic_factory", "unique_topic"})
 

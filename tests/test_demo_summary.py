@@ -7,8 +7,8 @@ from pathlib import Path
 from prometheus_client import generate_latest
 
 from ingester.observe.metrics import Metrics
-from ingester.tools.demo import summary
 from ingester.tools.tail import TailStats
+from sportrix_devkit.demo import summary
 
 LOGS = [Path("/w/ingester.log"), Path("/w/simulator.log"), Path("/w/kafka/broker.log")]
 

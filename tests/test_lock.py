@@ -15,6 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 LOCK_FILES = (
     "pyproject.toml",
+    "devkit/pyproject.toml",
     "README.md",
     "uv.lock",
     "scripts/lock",

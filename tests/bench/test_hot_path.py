@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ingester.bench.hot_path import main, measure_hot_path
 from ingester.convert import load_converters
 from ingester.convert.samples import sample_frames
 from ingester.encode import build_encoder
+from sportrix_devkit.bench.hot_path import main, measure_hot_path
 
 
 def test_measure_hot_path_reports_every_sport() -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from ingester import __version__
-from ingester.bench.processes import free_port
+from sportrix_devkit.bench.processes import free_port
 from tests.conftest import TopicFactory
 from tests.e2e.harness import TEST_KEY, Simulator, TopicReader, add_matches, http_get
 
@@ -126,6 +126,26 @@ def test_help_with_an_unwritable_home(rootfs: Rootfs, pod: Pod) -> None:
     code, output = rootfs.run(pod, [*rootfs.config.entrypoint, "--help"])
     assert code == 0, output
     assert "usage: sportrix-ingester" in output
+
+
+def test_the_image_carries_the_daemon_alone(rootfs: Rootfs, pod: Pod) -> None:
+    """No development tooling: neither the devkit's package nor its distribution is installed,
+    and its sub-commands answer with the one-line hint (exit 2)."""
+    probe = (
+        "import importlib.metadata as m, importlib.util as u, json; print(json.dumps(["
+        "u.find_spec('sportrix_devkit') is None,"
+        "'sportrix-ingester-devkit' not in {d.metadata['Name'] for d in m.distributions()}]))"
+    )
+    code, output = rootfs.run(pod, ["python", "-c", probe])
+    assert code == 0, output
+    assert output.strip().splitlines()[-1] == "[true, true]", output
+    for command in ("simulate", "bench", "demo", "kafka"):
+        code, output = rootfs.run(pod, [*rootfs.config.entrypoint, command])
+        assert code == 2, output
+        assert output.strip().splitlines() == [
+            f"sportrix-ingester: {command} comes with the devkit: "
+            "pip install 'sportrix-ingester[devkit]'"
+        ]
 
 
 def test_only_the_charts_mounts_are_writable(rootfs: Rootfs, pod: Pod) -> None:

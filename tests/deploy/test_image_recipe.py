@@ -194,12 +194,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 
 def test_dockerfile_shape() -> None:
-    """Two stages on one pinned base; the final one copies only the venv and runs as a number."""
+    """Builder and final stage on one pinned base (and the compose simulator's devkit stage
+    between them); the final one copies only the venv and runs as a number."""
     text = DOCKERFILE.read_text(encoding="utf-8")
     stages = parse_dockerfile()
-    assert len(stages) == 2
-    builder, final = stages
+    assert len(stages) == 3
+    builder, devkit, final = stages
     assert builder.name == "builder"
+    assert devkit.name == "devkit"
+    assert all(source.startswith("devkit") for sources, _ in devkit.copies for source in sources)
+    assert not any("devkit" in source for sources, _ in builder.copies for source in sources)
     assert not final.copies, "the final stage must copy nothing from the build context"
     assert "COPY --from=builder /opt/venv /opt/venv" in text
     assert final.user is not None
@@ -241,6 +245,16 @@ def test_wheel_bundles_the_schemas(installed: Installed) -> None:
     with zipfile.ZipFile(installed.wheel) as wheel:
         names = set(wheel.namelist())
     assert expected <= names, f"missing from the wheel: {sorted(expected - names)}"
+
+
+def test_the_wheel_is_the_daemon_alone(installed: Installed) -> None:
+    """No development tooling in the wheel the image installs."""
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        names = wheel.namelist()
+    tops = {name.partition("/")[0] for name in names if ".dist-info/" not in name}
+    assert tops == {"ingester"}
+    tooling = ("simulator", "bench", "localkafka", "demo")
+    assert [name for name in names if any(part in name for part in tooling)] == []
 
 
 def test_the_package_comes_from_the_venv(installed: Installed) -> None:

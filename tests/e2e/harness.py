@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingester.bench.processes import Child, free_port
 from ingester.control.commands import encode_command
 from ingester.control.topics import ensure_topics
 from ingester.encode import Decoder
 from ingester.settings import load_settings
+from sportrix_devkit.bench.processes import Child, free_port
 
 T = TypeVar("T")
 

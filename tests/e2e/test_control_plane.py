@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from ingester.bench.processes import PYTHON
 from ingester.control.commands import MAX_COMMAND_BYTES, encode_command
+from sportrix_devkit.bench.processes import PYTHON
 from tests.conftest import TopicFactory
 from tests.e2e.harness import (
     Daemon,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingester.localkafka import LocalKafka
+from sportrix_devkit.localkafka import LocalKafka
 from tests.e2e.harness import Daemon, Simulator, Topics, add_matches, wait_for
 
 

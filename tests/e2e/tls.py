@@ -20,7 +20,7 @@ from typing import Any
 
 import trustme
 
-from ingester.bench.processes import free_port
+from sportrix_devkit.bench.processes import free_port
 from tests.e2e.harness import TEST_KEY, Daemon, Process, TopicReader, Topics, wait_for
 
 #: A proxy password distinctive enough that a leak anywhere is found by a search.

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.kafka
 
 def kafka_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ingester.localkafka", *args],
+        [sys.executable, "-m", "sportrix_devkit.localkafka", *args],
         capture_output=True,
         text=True,
         timeout=180,

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from ingester.localkafka import broker
-from ingester.localkafka.broker import new_cluster_id
+from sportrix_devkit.localkafka import broker
+from sportrix_devkit.localkafka.broker import new_cluster_id
 
 
 def test_an_id_that_would_read_as_an_option_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:

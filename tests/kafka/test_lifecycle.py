@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from ingester.localkafka import LocalKafka, LocalKafkaError, can_produce
-from ingester.localkafka import broker as broker_module
+from sportrix_devkit.localkafka import LocalKafka, LocalKafkaError, can_produce
+from sportrix_devkit.localkafka import broker as broker_module
 
 
 def java_brokers_on(data_dir: Path) -> list[int]:
@@ -82,7 +82,7 @@ def test_stop_leaves_no_java_process(tmp_path):
 def test_broker_dies_with_a_killed_python(tmp_path):
     script = (
         "import sys\n"
-        "from ingester.localkafka import LocalKafka\n"
+        "from sportrix_devkit.localkafka import LocalKafka\n"
         "broker = LocalKafka(sys.argv[1]).start()\n"
         "print(broker.bootstrap_servers, flush=True)\n"
         "sys.stdin.read()\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ingester.localkafka import LocalKafka, LocalKafkaError
+from sportrix_devkit.localkafka import LocalKafka, LocalKafkaError
 from tests.e2e.conftest import bootstrap, data_reader, dlq_reader, topics
 
 __all__ = ["bootstrap", "data_reader", "dlq_reader", "outage_kafka", "topics"]

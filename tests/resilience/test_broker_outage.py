@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ingester.localkafka import LocalKafka
+from sportrix_devkit.localkafka import LocalKafka
 from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, wait_for
 from tests.resilience.ledger import (
     frames_sent,

@@ -15,7 +15,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
 
-from ingester.simulator import Simulator, SimulatorConfig
+from sportrix_devkit.simulator import Simulator, SimulatorConfig
 
 DEADLINE = 5.0
 

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from ingester.cli import build_parser
-from ingester.simulator.cli import config_from_args
+from sportrix_devkit.simulator.cli import config_from_args
 
 
 def test_flags_build_the_config() -> None:

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingester.convert.registry import load_converters
-from ingester.simulator.catalogue import build_catalogue
-from ingester.simulator.core import MatchFeed
-from ingester.simulator.engines import CricketEngine, MatchEngine, MatchInfo, SoccerEngine
-from ingester.simulator.engines.soccer import PERIODS
+from sportrix_devkit.simulator.catalogue import build_catalogue
+from sportrix_devkit.simulator.core import MatchFeed
+from sportrix_devkit.simulator.engines import CricketEngine, MatchEngine, MatchInfo, SoccerEngine
+from sportrix_devkit.simulator.engines.soccer import PERIODS
 
 NOW = 1_800_000_000.0
 COUNTS = ("shots", "shots_on_target", "corners", "fouls", "offsides", "yellow_cards", "red_cards")

@@ -9,7 +9,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 
-from ingester.simulator.config import MALFORMED_KINDS
+from sportrix_devkit.simulator.config import MALFORMED_KINDS
 from tests.simulator.helpers import (
     connect,
     frames_until,

@@ -9,7 +9,7 @@ import json
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from ingester.simulator import ApiKey
+from sportrix_devkit.simulator import ApiKey
 from tests.simulator.helpers import (
     PingRecorder,
     connect,

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from ingester.simulator import server
-from ingester.simulator.config import DEMO_KEY, ApiKey, SimulatorConfig
-from ingester.simulator.core import UPDATE, Hub
-from ingester.simulator.server import Simulator, play_delay
+from sportrix_devkit.simulator import server
+from sportrix_devkit.simulator.config import DEMO_KEY, ApiKey, SimulatorConfig
+from sportrix_devkit.simulator.core import UPDATE, Hub
+from sportrix_devkit.simulator.server import Simulator, play_delay
 
 NOW = 1_800_000_000.0
 

@@ -14,11 +14,11 @@ from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor
 from ingester.produce.buffer import RecordBuffer
 from ingester.settings import load_settings
-from ingester.simulator.config import DEMO_KEY
 from ingester.upstream import session as session_module
 from ingester.upstream.session import UpstreamSession
 from ingester.upstream.subscriptions import OpenConnection, SubscriptionBook
 from ingester.upstream.transport import UpstreamTransport
+from sportrix_devkit.simulator.config import DEMO_KEY
 from tests.simulator.helpers import http_get, live_ids, running, wait_for
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import uvloop
 
-from ingester.bench.ceilings import encode_frames, hot_path_rate, producer_rate
-from ingester.bench.processes import (
+from sportrix_devkit.bench.ceilings import encode_frames, hot_path_rate, producer_rate
+from sportrix_devkit.bench.processes import (
     Child,
     SimulatorProcess,
     cpu_seconds,
@@ -37,8 +37,8 @@ from ingester.bench.processes import (
     memory_mb,
     metric_value,
 )
-from ingester.bench.report import lag_summary, markdown, plot, timeline
-from ingester.bench.topic import (
+from sportrix_devkit.bench.report import lag_summary, markdown, plot, timeline
+from sportrix_devkit.bench.topic import (
     APPEND_TIME,
     CONFIG_PARTITIONS,
     Appended,
@@ -138,7 +138,7 @@ async def _kafka(options: Options) -> AsyncIterator[str]:
     if external:
         yield external
         return
-    from ingester.localkafka import LocalKafka
+    from sportrix_devkit.localkafka import LocalKafka
 
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as data_dir:
         broker = LocalKafka(data_dir, heap="1g", quick_start=False)
@@ -196,7 +196,13 @@ async def _ceilings(options: Options, bootstrap: str, result: dict[str, Any]) ->
         }
         spec_path, out_path = options.out / "client-spec.json", options.out / "client-out.json"
         spec_path.write_text(json.dumps(spec))
-        command = [sys.executable, "-m", "ingester.bench.client", str(spec_path), str(out_path)]
+        command = [
+            sys.executable,
+            "-m",
+            "sportrix_devkit.bench.client",
+            str(spec_path),
+            str(out_path),
+        ]
         await asyncio.to_thread(subprocess.run, command, check=True)
     finally:
         sim.stop()

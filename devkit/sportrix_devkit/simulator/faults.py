@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import orjson
 
-from ingester.simulator.config import MALFORMED_KINDS
+from sportrix_devkit.simulator.config import MALFORMED_KINDS
 
 __all__ = ["MALFORMED_KINDS", "malformed_frame"]
 

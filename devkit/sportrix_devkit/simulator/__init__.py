@@ -4,7 +4,7 @@ Use it in-process with ``async with Simulator(SimulatorConfig(port=0)) as sim:``
 ``sim.url``), or run ``sportrix-ingester simulate``. See ``docs/simulator.md``.
 """
 
-from ingester.simulator.config import ApiKey, SimulatorConfig
-from ingester.simulator.server import Simulator
+from sportrix_devkit.simulator.config import ApiKey, SimulatorConfig
+from sportrix_devkit.simulator.server import Simulator
 
 __all__ = ["ApiKey", "Simulator", "SimulatorConfig"]

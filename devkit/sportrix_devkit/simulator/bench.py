@@ -1,6 +1,6 @@
 """Measure how many frames/s one simulator process pushes to one connection.
 
-``python -m ingester.simulator.bench`` starts ``sportrix-ingester simulate`` in a child
+``python -m sportrix_devkit.simulator.bench`` starts ``sportrix-ingester simulate`` in a child
 process, subscribes one bare ``websockets`` connection to every live match, counts the
 frames received over a window and prints the rate. See ``docs/benchmarks.md``.
 """
@@ -52,7 +52,7 @@ def _wait_for_catalogue(base: str, timeout: float) -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; prints one line with frames/s."""
-    parser = argparse.ArgumentParser(prog="python -m ingester.simulator.bench")
+    parser = argparse.ArgumentParser(prog="python -m sportrix_devkit.simulator.bench")
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--matches", type=int, default=500, help="soccer matches to subscribe")
     parser.add_argument("--update-rate", type=float, default=200.0, help="frames/s per match")

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingester.localkafka.fetch import LocalKafkaError
+from sportrix_devkit.localkafka.fetch import LocalKafkaError
 
 __all__ = ["TlsFiles", "make_tls_files"]
 

@@ -26,12 +26,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from ingester.simulator.config import DEMO_KEY, ApiKey, SimulatorConfig
-from ingester.simulator.core import Hub, Outgoing, Session
+from sportrix_devkit.simulator.config import DEMO_KEY, ApiKey, SimulatorConfig
+from sportrix_devkit.simulator.control import route
+from sportrix_devkit.simulator.core import Hub, Outgoing, Session
 
 __all__ = ["CLOSE_CODES", "Simulator", "play_delay"]
 
-log = logging.getLogger("ingester.simulator")
+log = logging.getLogger("sportrix_devkit.simulator")
 
 #: Close codes cycled through when connections are dropped with a close frame.
 CLOSE_CODES = (1001, 1011, 1013)
@@ -151,7 +152,7 @@ class Simulator:
             ping_interval=None,  # our own keepalive pings every connection from one task
             compression=None,
             max_size=_MAX_MESSAGE,
-            logger=logging.getLogger("ingester.simulator.websockets"),
+            logger=logging.getLogger("sportrix_devkit.simulator.websockets"),
             ssl=_server_tls(config),
         )
         self._spawn(self._play())
@@ -301,8 +302,6 @@ class Simulator:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
-        from ingester.simulator.control import route
-
         url = urlsplit(request.path)
         query = parse_qs(url.query)
         if url.path != "/v1/stream":

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
-if TYPE_CHECKING:
-    from ingester.simulator.server import Simulator
+from sportrix_devkit.simulator.config import ApiKey
+from sportrix_devkit.simulator.core import Hub
 
-__all__ = ["route"]
+__all__ = ["Controls", "route"]
 
 Query = dict[str, list[str]]
 _N = TypeVar("_N", int, float)
@@ -23,11 +23,49 @@ _MATCH = re.compile(r"/_sim/matches/(\d+)")
 _STATE = re.compile(r"/_sim/matches/(\d+)/states/(\d+)")
 
 
+class Controls(Protocol):
+    """What the endpoints act on: the running simulator (:class:`.server.Simulator`)."""
+
+    @property
+    def hub(self) -> Hub:
+        """The matches, sessions and counters."""
+
+    def stats(self) -> dict[str, Any]:
+        """The counters served at ``/_sim/stats``."""
+
+    def drop(self, mode: str = "close", code: int | None = None) -> int:
+        """Drop every connection; how many there were."""
+
+    def refuse(self, seconds: float, status: int = 503) -> None:
+        """Refuse handshakes with ``status`` for ``seconds``."""
+
+    def stall(self, seconds: float) -> None:
+        """Send nothing for ``seconds``."""
+
+    def set_malformed(self, fraction: float, kinds: tuple[str, ...] | None = None) -> None:
+        """Corrupt ``fraction`` of the frames, of the given kinds."""
+
+    def ignore_subscribes(self, match_id: int, count: int) -> None:
+        """Leave the next ``count`` subscribes to ``match_id`` unanswered."""
+
+    def pad_snapshots(self, match_id: int, size: int) -> None:
+        """Pad the match's snapshots to ``size`` bytes (0: no padding)."""
+
+    def finish(self, match_id: int) -> bool:
+        """End the match now; ``False`` when it is unknown."""
+
+    def add_key(self, spec: str) -> ApiKey:
+        """Accept one more API key (``KEY[:SPORT,...]``)."""
+
+    def revoke_key(self, key: str) -> bool:
+        """Refuse ``key`` from now on; ``False`` when it was unknown."""
+
+
 class _BadRequest(ValueError):
     """A missing or invalid query parameter."""
 
 
-def route(sim: Simulator, path: str, query: Query) -> tuple[int, str]:
+def route(sim: Controls, path: str, query: Query) -> tuple[int, str]:
     """Answer ``GET path?query``: the HTTP status and a JSON body."""
     try:
         if path == "/v1/matches":
@@ -44,7 +82,7 @@ def route(sim: Simulator, path: str, query: Query) -> tuple[int, str]:
         return 400, _error(str(exc))
 
 
-def _match_state(sim: Simulator, match_id: int, seq: int | None) -> tuple[int, str]:
+def _match_state(sim: Controls, match_id: int, seq: int | None) -> tuple[int, str]:
     feed = sim.hub.feeds.get(match_id)
     if feed is None:
         return 404, _error(f"no match {match_id}")
@@ -54,11 +92,11 @@ def _match_state(sim: Simulator, match_id: int, seq: int | None) -> tuple[int, s
     return 200, state.decode()
 
 
-def _stats(sim: Simulator, query: Query) -> Any:
+def _stats(sim: Controls, query: Query) -> Any:
     return sim.stats()
 
 
-def _drop(sim: Simulator, query: Query) -> Any:
+def _drop(sim: Controls, query: Query) -> Any:
     mode = _text(query, "mode", "close")
     code = _number(query, "code", int, None)
     if mode not in ("close", "abrupt"):
@@ -66,7 +104,7 @@ def _drop(sim: Simulator, query: Query) -> Any:
     return {"dropped": sim.drop(mode, code), "mode": mode}
 
 
-def _refuse(sim: Simulator, query: Query) -> Any:
+def _refuse(sim: Controls, query: Query) -> Any:
     seconds = _number(query, "seconds", float, None)
     status = _number(query, "status", int, None) or 503
     if seconds is None or seconds < 0 or not 400 <= status <= 599:
@@ -75,7 +113,7 @@ def _refuse(sim: Simulator, query: Query) -> Any:
     return {"refusing_for": seconds, "status": status}
 
 
-def _stall(sim: Simulator, query: Query) -> Any:
+def _stall(sim: Controls, query: Query) -> Any:
     seconds = _number(query, "seconds", float, None)
     if seconds is None or seconds <= 0:
         raise _BadRequest("seconds > 0 is required")
@@ -83,7 +121,7 @@ def _stall(sim: Simulator, query: Query) -> Any:
     return {"stalled_for": seconds}
 
 
-def _malformed(sim: Simulator, query: Query) -> Any:
+def _malformed(sim: Controls, query: Query) -> Any:
     fraction = _number(query, "fraction", float, None)
     kinds_text = _text(query, "kinds", "")
     kinds = tuple(k for k in kinds_text.split(",") if k) or None
@@ -96,14 +134,14 @@ def _malformed(sim: Simulator, query: Query) -> Any:
     return {"fraction": fraction, "kinds": list(sim.hub.malformed_kinds)}
 
 
-def _finish(sim: Simulator, query: Query) -> Any:
+def _finish(sim: Controls, query: Query) -> Any:
     match_id = _number(query, "match_id", int, None)
     if match_id is None or not sim.finish(match_id):
         raise _BadRequest("match_id must name a match")
     return {"finished": match_id}
 
 
-def _ignore(sim: Simulator, query: Query) -> Any:
+def _ignore(sim: Controls, query: Query) -> Any:
     match_id = _number(query, "match_id", int, None)
     count = _number(query, "count", int, 1)
     if match_id is None or count is None or count < 0:
@@ -112,7 +150,7 @@ def _ignore(sim: Simulator, query: Query) -> Any:
     return {"ignoring": {"match_id": match_id, "subscribes": count}}
 
 
-def _pad(sim: Simulator, query: Query) -> Any:
+def _pad(sim: Controls, query: Query) -> Any:
     match_id = _number(query, "match_id", int, None)
     size = _number(query, "bytes", int, None)
     if match_id is None or size is None or not 0 <= size <= 64 * 1024 * 1024:
@@ -121,7 +159,7 @@ def _pad(sim: Simulator, query: Query) -> Any:
     return {"padding": {"match_id": match_id, "bytes": size}}
 
 
-def _keys(sim: Simulator, query: Query) -> Any:
+def _keys(sim: Controls, query: Query) -> Any:
     result: dict[str, Any] = {}
     if "add" in query:
         try:
@@ -138,7 +176,7 @@ def _keys(sim: Simulator, query: Query) -> Any:
     return result
 
 
-_ACTIONS: dict[str, Callable[[Simulator, Query], Any]] = {
+_ACTIONS: dict[str, Callable[[Controls, Query], Any]] = {
     "/_sim/stats": _stats,
     "/_sim/drop": _drop,
     "/_sim/refuse": _refuse,

@@ -1,6 +1,6 @@
 """The in-process hot-path ceiling: JSON decode → validate → convert → encode, per frame.
 
-``python -m ingester.bench.hot_path`` prints the cost per sport on :func:`sample_frames`;
+``python -m sportrix_devkit.bench.hot_path`` prints the cost per sport on :func:`sample_frames`;
 the benchmark calls :func:`measure_hot_path` with the simulator's own frames.
 """
 

@@ -8,14 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from ingester.localkafka.broker import (
+from sportrix_devkit.localkafka.broker import (
     BrokerState,
     LocalKafka,
     can_produce,
     running_broker,
     stop_running_broker,
 )
-from ingester.localkafka.fetch import KAFKA_VERSION, LocalKafkaError, cache_dir, classpath
+from sportrix_devkit.localkafka.fetch import KAFKA_VERSION, LocalKafkaError, cache_dir, classpath
 
 DEFAULT_DATA_DIR = Path(".local/kafka")
 

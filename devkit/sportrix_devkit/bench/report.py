@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ingester.bench.topic import Appended
+from sportrix_devkit.bench.topic import Appended
 
 __all__ = ["lag_summary", "markdown", "percentile", "plot", "timeline"]
 

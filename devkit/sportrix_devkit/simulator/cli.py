@@ -8,8 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ingester.simulator.config import MALFORMED_KINDS, ApiKey, SimulatorConfig
-from ingester.simulator.server import Simulator
+from sportrix_devkit.simulator.config import MALFORMED_KINDS, ApiKey, SimulatorConfig
+from sportrix_devkit.simulator.server import Simulator
 
 __all__ = ["config_from_args", "register"]
 
@@ -96,7 +96,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
 def _simulate(args: argparse.Namespace) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("ingester.simulator").setLevel(args.log_level)
+    logging.getLogger("sportrix_devkit.simulator").setLevel(args.log_level)
     try:
         config = config_from_args(args)
     except ValueError as exc:

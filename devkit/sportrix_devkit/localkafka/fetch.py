@@ -39,7 +39,7 @@ def cache_dir() -> Path:
 
 
 def _pom() -> bytes:
-    return resources.files("ingester.localkafka").joinpath("pom.xml").read_bytes()
+    return resources.files("sportrix_devkit.localkafka").joinpath("pom.xml").read_bytes()
 
 
 def _cache_file(pom: bytes) -> Path:

@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from ingester.bench.hot_path import measure_hot_path
 from ingester.codecs import codecs_for
 from ingester.convert.registry import load_converters
 from ingester.encode.encoders import build_encoder
 from ingester.produce.compression import apply_compression_level
+from sportrix_devkit.bench.hot_path import measure_hot_path
 
 __all__ = ["EncodedRecord", "encode_frames", "hot_path_rate", "producer_rate"]
 

@@ -4,14 +4,14 @@ See ``docs/local-kafka.md``. The Python API is :class:`LocalKafka`; the command 
 ``sportrix-ingester kafka fetch|start|stop|status``.
 """
 
-from ingester.localkafka.broker import (
+from sportrix_devkit.localkafka.broker import (
     BrokerState,
     LocalKafka,
     can_produce,
     running_broker,
     stop_running_broker,
 )
-from ingester.localkafka.fetch import KAFKA_VERSION, LocalKafkaError, cache_dir, classpath
+from sportrix_devkit.localkafka.fetch import KAFKA_VERSION, LocalKafkaError, cache_dir, classpath
 
 __all__ = [
     "KAFKA_VERSION",

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _replicas(text: str) -> int:
-    from ingester.bench.topic import CONFIG_PARTITIONS
+    from sportrix_devkit.bench.topic import CONFIG_PARTITIONS
 
     value = int(text)
     if not 1 <= value <= CONFIG_PARTITIONS:
@@ -67,8 +67,8 @@ def _replicas(text: str) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from ingester.bench.report import markdown
-    from ingester.bench.scenarios import Options, run
+    from sportrix_devkit.bench.report import markdown
+    from sportrix_devkit.bench.scenarios import Options, run
 
     values = {k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__}
     values["daemon_env"] = dict(item.split("=", 1) for item in args.daemon_env)

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ingester.simulator.engines.base import MatchEngine, MatchInfo
+from sportrix_devkit.simulator.engines.base import MatchEngine, MatchInfo
 
 __all__ = ["PERIODS", "SoccerEngine", "squad"]
 

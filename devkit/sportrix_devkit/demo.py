@@ -25,11 +25,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingester.bench.processes import free_port, http_get
-from ingester.bench.report import percentile
 from ingester.control.cli import write_commands
 from ingester.settings import load_settings
 from ingester.tools.tail import TailStats, tail
+from sportrix_devkit.bench.processes import free_port, http_get
+from sportrix_devkit.bench.report import percentile
 
 __all__ = ["register", "summary"]
 
@@ -110,7 +110,7 @@ def _kafka(workdir: Path) -> Iterator[tuple[str, Path | None]]:
         _say(f"using the Kafka broker at {external}")
         yield external, None
         return
-    from ingester.localkafka import LocalKafka
+    from sportrix_devkit.localkafka import LocalKafka
 
     _say("starting a local Apache Kafka broker (KRaft)...")
     with LocalKafka(workdir / "kafka", stop_timeout=_KAFKA_STOP_GRACE) as broker:

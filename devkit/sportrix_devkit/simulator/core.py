@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from ingester.simulator.catalogue import build_catalogue
-from ingester.simulator.config import DEMO_KEY, ApiKey, SimulatorConfig
-from ingester.simulator.engines import MatchEngine
-from ingester.simulator.faults import malformed_frame
+from sportrix_devkit.simulator.catalogue import build_catalogue
+from sportrix_devkit.simulator.config import DEMO_KEY, ApiKey, SimulatorConfig
+from sportrix_devkit.simulator.engines import MatchEngine
+from sportrix_devkit.simulator.faults import malformed_frame
 
 __all__ = ["SNAPSHOT", "UPDATE", "Hub", "MatchFeed", "Outgoing", "Session"]
 

@@ -30,8 +30,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from ingester.localkafka.fetch import KAFKA_VERSION, LocalKafkaError, classpath, java_executable
-from ingester.localkafka.tls import TlsFiles, make_tls_files
+from sportrix_devkit.localkafka.fetch import (
+    KAFKA_VERSION,
+    LocalKafkaError,
+    classpath,
+    java_executable,
+)
+from sportrix_devkit.localkafka.tls import TlsFiles, make_tls_files
 
 __all__ = [
     "BrokerState",
@@ -389,7 +394,9 @@ class LocalKafka:
                 )
             shutil.rmtree(data)
         data.mkdir(parents=True, exist_ok=True)
-        (data / _MARKER).write_text("made by ingester.localkafka; wiped on every fresh start\n")
+        (data / _MARKER).write_text(
+            "made by sportrix_devkit.localkafka; wiped on every fresh start\n"
+        )
 
     def _listeners(self) -> dict[str, tuple[str, int]]:
         listeners = {"PLAINTEXT": ("PLAINTEXT", self.port)}

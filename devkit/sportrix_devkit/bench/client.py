@@ -1,6 +1,6 @@
 """Ceiling (a): a bare ``websockets`` client draining the simulator, in its own process.
 
-``python -m ingester.bench.client SPEC.json OUT.json`` subscribes the ids of the spec over
+``python -m sportrix_devkit.bench.client SPEC.json OUT.json`` subscribes the ids of the spec over
 connections of at most ``per_connection`` matches, drains them for ``warmup`` seconds, then
 counts frames for ``seconds`` and keeps up to ``sample`` data frames (the hot-path and
 producer ceilings run on them). It writes ``{"frames", "seconds", "cpu_seconds", "sample"}``

@@ -13,8 +13,8 @@ import itertools
 import random
 from typing import Any
 
-from ingester.simulator.engines.base import MatchEngine, MatchInfo
-from ingester.simulator.engines.soccer import squad
+from sportrix_devkit.simulator.engines.base import MatchEngine, MatchInfo
+from sportrix_devkit.simulator.engines.soccer import squad
 
 __all__ = ["FORMAT_OVERS", "CricketEngine"]
 

@@ -12,9 +12,9 @@ import random
 from collections.abc import Callable
 from functools import partial
 
-from ingester.simulator.config import CRICKET_FIRST_ID, SOCCER_FIRST_ID
-from ingester.simulator.engines import CricketEngine, MatchEngine, MatchInfo, SoccerEngine
-from ingester.simulator.engines.base import iso_seconds
+from sportrix_devkit.simulator.config import CRICKET_FIRST_ID, SOCCER_FIRST_ID
+from sportrix_devkit.simulator.engines import CricketEngine, MatchEngine, MatchInfo, SoccerEngine
+from sportrix_devkit.simulator.engines.base import iso_seconds
 
 __all__ = ["build_catalogue"]
 
