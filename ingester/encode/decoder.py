@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import fastavro
 from ingester.encode.encoders import REGISTRY_MAGIC, SINGLE_OBJECT_MAGIC
 from ingester.encode.errors import DecodeFailed
 from ingester.encode.registry import SchemaRegistryClient
-from ingester.encode.schemas import find_schemas_dir, load_schema, load_schemas
+from ingester.encode.schemas import AvroSchema, find_schemas_dir, load_schema, load_schemas
 
 __all__ = ["Decoded", "Decoder"]
 
@@ -68,10 +69,14 @@ class Decoder:
         *,
         registry_url: str | None = None,
         logical_types: bool = False,
+        extra_schemas: Iterable[AvroSchema] = (),
     ) -> None:
+        """``extra_schemas``: known besides the directory's (a plugin sport's, for one)."""
         self._logical_types = logical_types
         directory = find_schemas_dir(schemas_dir)
-        current = {schema.name: schema for schema in load_schemas(directory).values()}
+        current = {
+            schema.name: schema for schema in (*extra_schemas, *load_schemas(directory).values())
+        }
         self._by_fingerprint = {
             schema.fingerprint: _reader(schema.definition, logical_types)
             for schema in current.values()
