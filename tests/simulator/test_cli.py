@@ -28,7 +28,7 @@ def test_flags_build_the_config() -> None:
         ("old", None, True, True),
         ("bare", None, False, False),
     ]
-    assert (config.soccer, config.cricket, config.drop_every) == (3, 1, 5.0)
+    assert (config.matches, config.drop_every) == ({"soccer": 3, "cricket": 1}, 5.0)
     assert config.malformed_kinds == ("bad_json", "no_op")
 
 

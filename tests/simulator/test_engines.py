@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from ingester.convert.registry import load_converters
 from ingester.simulator.catalogue import build_catalogue
 from ingester.simulator.core import MatchFeed
-from ingester.simulator.engines import CricketEngine, MatchEngine, MatchInfo, SoccerEngine
-from ingester.simulator.engines.soccer import PERIODS
+from ingester.simulator.engines import MatchEngine, MatchInfo
+from ingester.simulator.engines.cricket import CricketEngine
+from ingester.simulator.engines.soccer import PERIODS, SoccerEngine
 
 NOW = 1_800_000_000.0
 COUNTS = ("shots", "shots_on_target", "corners", "fouls", "offsides", "yellow_cards", "red_cards")
@@ -118,7 +119,7 @@ def test_cricket_invariants(seed: int, fmt: str) -> None:
 
 def test_catalogue_is_deterministic_and_mixed() -> None:
     def snapshot(seed: int) -> list[dict[str, Any]]:
-        engines = build_catalogue(seed, 20, 10, NOW)
+        engines = build_catalogue(seed, {"soccer": 20, "cricket": 10}, NOW)
         return [{**e.data, "updated_at": None} for e in engines]
 
     first, again, other = snapshot(5), snapshot(5), snapshot(6)
@@ -134,7 +135,7 @@ def test_catalogue_is_deterministic_and_mixed() -> None:
 
 
 def test_updated_at_is_iso_utc_with_milliseconds() -> None:
-    engine = build_catalogue(1, 1, 0, time.time())[0]
+    engine = build_catalogue(1, {"soccer": 1}, time.time())[0]
     engine.step(1_800_000_000.12)
     assert engine.data["updated_at"] == "2027-01-15T08:00:00.120Z"
     assert engine.data["start_time"].endswith("Z")

@@ -16,7 +16,12 @@ from typing import Any
 from ingester.simulator.engines.base import MatchEngine, MatchInfo
 from ingester.simulator.engines.soccer import squad
 
-__all__ = ["FORMAT_OVERS", "CricketEngine"]
+__all__ = ["DEFAULT_MATCHES", "FIRST_ID", "FORMAT_OVERS", "CricketEngine", "make"]
+
+#: Match ids are ``90000``, ``90001``...
+FIRST_ID = 90_000
+#: Matches played when the command line does not say.
+DEFAULT_MATCHES = 10
 
 #: Overs per innings for limited-overs formats (``Test`` has no limit).
 FORMAT_OVERS = {"T20": 20, "ODI": 50, "Other": 10}
@@ -399,3 +404,26 @@ class CricketEngine(MatchEngine):
 
 def _overs(balls: int) -> str:
     return f"{balls // 6}.{balls % 6}"
+
+
+# (competition, format, teams)
+_COMPETITIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("IPL", "T20", ("Mumbai Indians", "Chennai Super Kings", "Royal Challengers",
+                    "Kolkata Knight Riders", "Rajasthan Royals", "Delhi Capitals")),
+    ("ODI Series", "ODI", ("India", "Australia", "England", "Pakistan", "South Africa",
+                           "New Zealand")),
+    ("Test Series", "Test", ("India", "Australia", "England", "Sri Lanka", "West Indies",
+                             "Bangladesh")),
+    ("T20 World Cup", "T20", ("Afghanistan", "Ireland", "Netherlands", "Scotland", "Zimbabwe",
+                              "Nepal")),
+    ("European Cricket League", "Other", ("Spain", "Italy", "Germany", "France", "Austria",
+                                          "Romania")),
+)  # fmt: skip
+
+
+def make(seed: int, match_id: int, now: float) -> CricketEngine:
+    """Match ``match_id`` of the catalogue of ``seed``: its competition, teams and engine."""
+    rng = random.Random(f"{seed}:{match_id}")
+    competition, fmt, teams = rng.choice(_COMPETITIONS)
+    home, away = rng.sample(teams, 2)
+    return CricketEngine(MatchInfo(match_id, competition, home, away, now), rng, fmt=fmt)

@@ -15,7 +15,12 @@ from typing import Any, Literal
 
 from ingester.simulator.engines.base import MatchEngine, MatchInfo
 
-__all__ = ["PERIODS", "SoccerEngine", "squad"]
+__all__ = ["DEFAULT_MATCHES", "FIRST_ID", "PERIODS", "SoccerEngine", "make", "squad"]
+
+#: Match ids are ``41000``, ``41001``...
+FIRST_ID = 41_000
+#: Matches played when the command line does not say.
+DEFAULT_MATCHES = 20
 
 #: Clock periods in the order a match moves through them.
 PERIODS = ("1H", "HT", "2H", "ET1", "ET2", "PEN", "FT")
@@ -423,3 +428,28 @@ _INCIDENTS: tuple[tuple[float, Callable[[SoccerEngine, Side], None]], ...] = (
     (_P_OWN_GOAL, SoccerEngine._own_goal),
 )
 _P_ANY_INCIDENT = sum(probability for probability, _ in _INCIDENTS)
+
+
+# (competition, knockout, teams)
+_COMPETITIONS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
+    ("Premier League", False, ("Arsenal", "Chelsea", "Liverpool", "Manchester City",
+                               "Manchester United", "Tottenham", "Newcastle", "Aston Villa")),
+    ("La Liga", False, ("Real Madrid", "Barcelona", "Atletico Madrid", "Sevilla",
+                        "Real Sociedad", "Villarreal", "Valencia", "Athletic Club")),
+    ("Serie A", False, ("Inter", "Milan", "Juventus", "Napoli", "Roma", "Lazio", "Atalanta",
+                        "Fiorentina")),
+    ("Bundesliga", False, ("Bayern Munich", "Dortmund", "Leverkusen", "Leipzig", "Stuttgart",
+                           "Frankfurt", "Wolfsburg", "Freiburg")),
+    ("FA Cup", True, ("Brighton", "West Ham", "Everton", "Fulham", "Brentford", "Wolves",
+                      "Crystal Palace", "Bournemouth")),
+    ("Champions League", True, ("PSG", "Benfica", "Porto", "Ajax", "Celtic", "Salzburg",
+                                "Feyenoord", "Club Brugge")),
+)  # fmt: skip
+
+
+def make(seed: int, match_id: int, now: float) -> SoccerEngine:
+    """Match ``match_id`` of the catalogue of ``seed``: its competition, teams and engine."""
+    rng = random.Random(f"{seed}:{match_id}")
+    competition, knockout, teams = rng.choice(_COMPETITIONS)
+    home, away = rng.sample(teams, 2)
+    return SoccerEngine(MatchInfo(match_id, competition, home, away, now), rng, extra_time=knockout)
