@@ -22,7 +22,7 @@ from ingester.encode import (
 )
 from ingester.pipeline import FastRecord
 from ingester.settings import ConfigError, Settings
-from ingester.upstream.frames import Stage
+from ingester.upstream.frames import DataFrame, Stage
 
 __all__ = ["Codecs", "SportCodecImpl", "build_codecs", "classify_error", "codecs_for"]
 
@@ -95,7 +95,9 @@ class Codecs(Mapping[str, SportCodecImpl]):
     def __init__(self, codecs: Mapping[str, SportCodecImpl], *, fast: bool = True) -> None:
         self._by_sport = dict(codecs)
         lazy = LazyFrameDecoder({sport: codec.shape for sport, codec in codecs.items()})
-        self._decode = lazy.decode if fast and lazy.enabled else None
+        self._decode: Callable[[bytes], DataFrame | None] = (
+            lazy.decode if fast and lazy.enabled else _no_fast_way
+        )
 
     def __getitem__(self, sport: str) -> SportCodecImpl:
         return self._by_sport[sport]
@@ -114,8 +116,7 @@ class Codecs(Mapping[str, SportCodecImpl]):
         """``raw``'s frame, codec, record and value when it is a data frame the lazy decoder
         and the compiled writer take as it is; ``None`` otherwise (nothing raised: the checked
         way meets the frame again, and gives its error)."""
-        decode = self._decode
-        frame = None if decode is None else decode(raw)
+        frame = self._decode(raw)
         if frame is None:
             return None
         codec = self._by_sport[frame.sport]  # the lazy decoder knows the codecs' sports only
@@ -123,7 +124,11 @@ class Codecs(Mapping[str, SportCodecImpl]):
             done = codec.unchecked_record(frame.op, frame.data, received_at_ms, True)
         except Exception:  # the checked way meets it again, and dead-letters the frame
             return None
-        return None if done is None else (frame, codec, *done)
+        return None if done is None else (frame, codec, done[0], done[1])
+
+
+def _no_fast_way(raw: bytes) -> None:
+    """The decoder of codecs without a fast way: every message takes the checked way."""
 
 
 def codecs_for(converters: Iterable[SportConverter], encoder: ValueEncoder) -> Codecs:
