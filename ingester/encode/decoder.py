@@ -8,7 +8,6 @@ the same name, so a consumer reads every release in today's shape.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +69,10 @@ class Decoder:
         registry_url: str | None = None,
         logical_types: bool = False,
         extra_schemas: Iterable[AvroSchema] = (),
+        registry: SchemaRegistryClient | None = None,
     ) -> None:
-        """``extra_schemas``: known besides the directory's (a plugin sport's, for one)."""
+        """``extra_schemas``: known besides the directory's (a plugin sport's, for one);
+        ``registry``: the client that serves schema ids (else one for ``registry_url``)."""
         self._logical_types = logical_types
         directory = find_schemas_dir(schemas_dir)
         current = {
@@ -91,7 +92,9 @@ class Decoder:
                     writer.name, writer.parsed, reader
                 )
         self._by_registry_id: dict[int, _Reader] = {}
-        self._registry = SchemaRegistryClient(registry_url) if registry_url else None
+        if registry is None and registry_url:
+            registry = SchemaRegistryClient(registry_url)
+        self._registry = registry
 
     def decode(self, value: bytes) -> Decoded:
         """Decode a single-object value, or a registry value whose id is already known."""
@@ -117,8 +120,8 @@ class Decoder:
         if self._registry is not None and value[:1] == REGISTRY_MAGIC and len(value) >= 5:
             schema_id = int.from_bytes(value[1:5], "big")
             if schema_id not in self._by_registry_id:
-                text = await self._registry.schema_by_id(schema_id)
-                self._by_registry_id[schema_id] = _reader(json.loads(text), self._logical_types)
+                definition = await self._registry.schema_definition(schema_id)
+                self._by_registry_id[schema_id] = _reader(definition, self._logical_types)
         return self.decode(value)
 
     async def close(self) -> None:
