@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from ingester.simulator.config import MALFORMED_KINDS, ApiKey, SimulatorConfig
@@ -16,37 +15,48 @@ from ingester.simulator.server import Simulator
 __all__ = ["add_match_flags", "config_from_args", "match_counts", "register"]
 
 
-def add_match_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, int] = {}) -> None:
-    """``--SPORT N`` for every sport the simulator plays (``--soccer``, ``--cricket``...) and
-    the repeatable ``--matches SPORT=N``; read them back with :func:`match_counts`.
-    ``defaults`` overrides the engines' default counts."""
+def add_match_flags(
+    parser: argparse.ArgumentParser,
+    *,
+    default: str = "default_matches",
+    help_text: str = "{sport} matches (ids from {first_id}; default {default})",
+    generic: str | None = "--matches",
+) -> None:
+    """``--SPORT N`` for every sport the simulator plays (``--soccer``, ``--cricket``...) and,
+    unless ``generic`` is ``None``, the repeatable ``generic SPORT=N``; read them back with
+    :func:`match_counts`. ``default`` names the :class:`EngineKind` count a sport has when not
+    told; ``help_text`` is formatted with ``sport``, ``first_id`` and ``default``."""
+    defaults = {}
     for kind in engine_kinds().values():
+        defaults[kind.sport] = count = getattr(kind, default)
         flag = f"--{kind.sport}"
         if flag in parser._option_string_actions:  # a sport named like another flag
             continue
-        default = defaults.get(kind.sport, kind.default_matches)
         parser.add_argument(
             flag,
             type=int,
             default=None,
             dest=f"matches_{kind.sport}",
-            help=f"{kind.sport} matches (ids from {kind.first_id}; default {default})",
+            metavar=kind.sport.upper(),
+            help=help_text.format(sport=kind.sport, first_id=kind.first_id, default=count),
         )
-    parser.add_argument(
-        "--matches",
-        action="append",
-        default=[],
-        type=_sport_count,
-        metavar="SPORT=N",
-        help="N matches of SPORT (any sport, plugins too); repeatable",
-    )
-    parser.set_defaults(match_defaults=dict(defaults))
+    if generic is not None:
+        parser.add_argument(
+            generic,
+            action="append",
+            default=[],
+            type=_sport_count,
+            dest="sport_matches",
+            metavar="SPORT=N",
+            help="N matches of SPORT (any sport, plugins too); repeatable",
+        )
+    parser.set_defaults(match_defaults=defaults)
 
 
 def match_counts(args: argparse.Namespace) -> dict[str, int]:
-    """The match counts given by :func:`add_match_flags`' flags (and its ``defaults``)."""
+    """The match counts of :func:`add_match_flags`' flags, defaults included."""
     counts = dict(args.match_defaults)
-    counts.update(args.matches)
+    counts.update(getattr(args, "sport_matches", ()))
     for key, value in vars(args).items():
         if key.startswith("matches_") and value is not None:
             counts[key.removeprefix("matches_")] = value

@@ -1,22 +1,26 @@
 """Pure match engines: state + a ``random.Random`` + time in, next state out.
 
 :func:`engine_kinds` gives an engine for every sport of the registry
-(:mod:`ingester.convert.registry`): the module of this package named after the sport when
-there is one (it defines ``make``, ``FIRST_ID`` and ``DEFAULT_MATCHES``), else a
-:class:`SampleEngine` playing out the sport's ``SAMPLE``.
+(:mod:`ingester.convert.registry`): the engine module the sport module names (``ENGINE``, a
+module path: a plugin sport's own engine), else the module of this package named after the
+sport; such a module defines ``make(seed, match_id, now)``, ``FIRST_ID`` and
+``DEFAULT_MATCHES`` (and may define ``BENCH_MATCHES`` and ``DEMO_MATCHES``). A sport
+without one is played by a :class:`SampleEngine` from its ``SAMPLE``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from types import ModuleType
 from typing import Any
 
-from ingester.convert.registry import Converters, Sport, load_converters
+from ingester.convert.registry import discover_sport_modules
 from ingester.simulator.engines.base import MatchEngine, MatchInfo, iso_millis, iso_seconds
 from ingester.simulator.engines.sample import SampleEngine
 
@@ -40,27 +44,43 @@ class EngineKind:
     first_id: int
     #: Matches played when the command line does not say.
     default_matches: int
+    #: Matches the benchmark plays (``sportrix-ingester bench``) when not told.
+    bench_matches: int
+    #: Matches the demo follows (``sportrix-ingester demo``) when not told.
+    demo_matches: int
     #: ``make(seed, match_id, now)``: the engine of one match of the catalogue of ``seed``.
     make: Callable[[int, int, float], MatchEngine]
 
 
-def _sample_engine(entry: Sport, seed: int, match_id: int, now: float) -> MatchEngine:
-    sample: Mapping[str, Any] = entry.sample or {}
+def _sample_engine(
+    sport: str, sample: Mapping[str, Any], seed: int, match_id: int, now: float
+) -> MatchEngine:
     info = MatchInfo(match_id, sample["competition"], sample["home"], sample["away"], now)
-    return SampleEngine(entry.name, sample, info, random.Random(f"{seed}:{match_id}"))
+    return SampleEngine(sport, sample, info, random.Random(f"{seed}:{match_id}"))
 
 
-def engine_kinds(registry: Converters | None = None) -> dict[str, EngineKind]:
-    """The engine of every sport that can be played, by sport, lowest first id first."""
+def _engine_module(sport: str, sport_module: ModuleType) -> ModuleType | None:
+    """The sport's engine module: the one its module names (``ENGINE``), else this package's
+    module named after the sport, if any."""
+    name = getattr(sport_module, "ENGINE", None) or f"{__name__}.{sport}"
+    module = importlib.import_module(name) if importlib.util.find_spec(name) else None
+    return module if module is not None and hasattr(module, "make") else None
+
+
+@functools.cache
+def engine_kinds() -> dict[str, EngineKind]:
+    """The engine of every sport of the registry that can be played, by sport, lowest first
+    id first (the sport modules are found, not their converters built: the CLI lists them)."""
     kinds = []
-    for entry in (registry or load_converters()).entries():
-        name = f"{__name__}.{entry.name}"
-        module = importlib.import_module(name) if importlib.util.find_spec(name) else None
-        if module is not None and hasattr(module, "make"):
+    for sport, sport_module in discover_sport_modules().items():
+        engine = _engine_module(sport, sport_module)
+        sample: Mapping[str, Any] | None = getattr(sport_module, "SAMPLE", None)
+        if engine is not None:
+            bench, demo = getattr(engine, "BENCH_MATCHES", 0), getattr(engine, "DEMO_MATCHES", 0)
             kinds.append(
-                EngineKind(entry.name, module.FIRST_ID, module.DEFAULT_MATCHES, module.make)
+                EngineKind(sport, engine.FIRST_ID, engine.DEFAULT_MATCHES, bench, demo, engine.make)
             )
-        elif entry.sample is not None:
-            make = partial(_sample_engine, entry)
-            kinds.append(EngineKind(entry.name, entry.sample["match_id"], 0, make))
+        elif sample is not None:
+            make = partial(_sample_engine, sport, sample)
+            kinds.append(EngineKind(sport, sample["match_id"], 0, 0, 0, make))
     return {kind.sport: kind for kind in sorted(kinds, key=lambda kind: kind.first_id)}

@@ -16,10 +16,14 @@ from typing import Any
 from ingester.simulator.engines.base import MatchEngine, MatchInfo
 from ingester.simulator.engines.soccer import squad
 
-__all__ = ["DEFAULT_MATCHES", "FIRST_ID", "FORMAT_OVERS", "CricketEngine", "make"]
+__all__ = ["BENCH_MATCHES", "DEFAULT_MATCHES", "FIRST_ID", "FORMAT_OVERS", "CricketEngine", "make"]
 
 #: Match ids are ``90000``, ``90001``...
 FIRST_ID = 90_000
+#: Matches the benchmark plays when not told (``sportrix-ingester bench``).
+BENCH_MATCHES = 200
+#: Matches the demo follows when not told (``sportrix-ingester demo``).
+DEMO_MATCHES = 2
 #: Matches played when the command line does not say.
 DEFAULT_MATCHES = 10
 

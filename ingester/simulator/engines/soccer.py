@@ -15,10 +15,23 @@ from typing import Any, Literal
 
 from ingester.simulator.engines.base import MatchEngine, MatchInfo
 
-__all__ = ["DEFAULT_MATCHES", "FIRST_ID", "PERIODS", "SoccerEngine", "make", "squad"]
+__all__ = [
+    "BENCH_MATCHES",
+    "DEFAULT_MATCHES",
+    "DEMO_MATCHES",
+    "FIRST_ID",
+    "PERIODS",
+    "SoccerEngine",
+    "make",
+    "squad",
+]
 
 #: Match ids are ``41000``, ``41001``...
 FIRST_ID = 41_000
+#: Matches the benchmark plays when not told (``sportrix-ingester bench``).
+BENCH_MATCHES = 800
+#: Matches the demo follows when not told (``sportrix-ingester demo``).
+DEMO_MATCHES = 3
 #: Matches played when the command line does not say.
 DEFAULT_MATCHES = 20
 
