@@ -52,27 +52,16 @@ def headline(r: dict[str, Any]) -> str:
 
 
 def _toy_schema() -> dict[str, Any]:
-    soccer = json.loads((REPO_SCHEMAS / "soccer.avsc").read_text())
-    points = {
-        "type": "record",
-        "name": "ToyPoints",
-        "doc": "Points per side.",
-        "fields": [
-            {"name": "home", "type": "int", "doc": "Home."},
-            {"name": "away", "type": "int", "doc": "Away."},
-        ],
-    }
-    return {
-        "type": "record",
-        "name": "ToyMatchState",
-        "namespace": "com.example.toy",
-        "doc": "A toy sport.",
-        "fields": [
-            *soccer["fields"][:COMMON_FIELDS],
-            {"name": "points", "type": points, "doc": "The score."},
-            {"name": "rallies", "type": {"type": "array", "items": "string"}, "doc": "Rallies."},
-        ],
-    }
+    """The common fields (as every schema has them), then the toy's own two."""
+    common = json.loads((REPO_SCHEMAS / "soccer.avsc").read_text())["fields"][:COMMON_FIELDS]
+    sides = [{"name": side, "type": "int", "doc": f"{side} points"} for side in ("home", "away")]
+    points = {"type": "record", "name": "ToyPoints", "doc": "Points per side.", "fields": sides}
+    own = [
+        {"name": "points", "type": points, "doc": "The score."},
+        {"name": "rallies", "type": {"type": "array", "items": "string"}, "doc": "Rallies."},
+    ]
+    name = {"name": "ToyMatchState", "namespace": "com.example.toy", "doc": "A toy sport."}
+    return {"type": "record", **name, "fields": [*common, *own]}
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from ingester.convert.registry import load_converters
 from ingester.simulator.catalogue import build_catalogue
 from ingester.simulator.core import MatchFeed
-from ingester.simulator.engines import MatchEngine, MatchInfo
+from ingester.simulator.engines import MatchEngine, MatchInfo, SampleEngine
 from ingester.simulator.engines.cricket import CricketEngine
+from ingester.simulator.engines.sample import CHANGES
 from ingester.simulator.engines.soccer import PERIODS, SoccerEngine
 
 NOW = 1_800_000_000.0
@@ -152,3 +153,20 @@ def test_finish_ends_a_match_once(fmt: str) -> None:
     assert engine.finish(NOW) is False
     assert engine.step(NOW) is None
     assert engine.seq == 3
+
+
+@pytest.mark.parametrize("sport", CONVERTERS.sports)
+def test_the_generic_engine_plays_any_sport_from_its_sample(sport: str) -> None:
+    """A sport without an engine of its own is served from its ``SAMPLE``: every state is
+    valid for the sport's converter, and the match goes live, then ends."""
+    entry = CONVERTERS.sport(sport)
+    assert entry is not None
+    assert entry.sample is not None
+    info = MatchInfo(123, "Cup", "A", "B", NOW)
+    states = play(SampleEngine(sport, entry.sample, info, random.Random(1)), CHANGES + 5)
+    assert [state["seq"] for state in states] == list(range(1, CHANGES + 2))
+    assert [state["status"] for state in states[:2]] == ["scheduled", "live"]
+    assert states[-1]["status"] == "finished"
+    for state in states:
+        assert (state["match_id"], state["home"], state["sport"]) == (123, "A", sport)
+        entry.converter.convert("update", state, 0)

@@ -13,7 +13,7 @@ import itertools
 import random
 from typing import Any
 
-from ingester.simulator.engines.base import MatchEngine, MatchInfo
+from ingester.simulator.engines.base import MatchEngine, MatchInfo, draw_match
 from ingester.simulator.engines.soccer import squad
 
 __all__ = ["BENCH_MATCHES", "DEFAULT_MATCHES", "FIRST_ID", "FORMAT_OVERS", "CricketEngine", "make"]
@@ -426,8 +426,6 @@ _COMPETITIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 
 def make(seed: int, match_id: int, now: float) -> CricketEngine:
-    """Match ``match_id`` of the catalogue of ``seed``: its competition, teams and engine."""
-    rng = random.Random(f"{seed}:{match_id}")
-    competition, fmt, teams = rng.choice(_COMPETITIONS)
-    home, away = rng.sample(teams, 2)
-    return CricketEngine(MatchInfo(match_id, competition, home, away, now), rng, fmt=fmt)
+    """Match ``match_id`` of the catalogue of ``seed``."""
+    info, rng, fmt = draw_match(seed, match_id, now, _COMPETITIONS)
+    return CricketEngine(info, rng, fmt=fmt)

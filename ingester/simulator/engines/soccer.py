@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ingester.simulator.engines.base import MatchEngine, MatchInfo
+from ingester.simulator.engines.base import MatchEngine, MatchInfo, draw_match
 
 __all__ = [
     "BENCH_MATCHES",
@@ -461,8 +461,6 @@ _COMPETITIONS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
 
 
 def make(seed: int, match_id: int, now: float) -> SoccerEngine:
-    """Match ``match_id`` of the catalogue of ``seed``: its competition, teams and engine."""
-    rng = random.Random(f"{seed}:{match_id}")
-    competition, knockout, teams = rng.choice(_COMPETITIONS)
-    home, away = rng.sample(teams, 2)
-    return SoccerEngine(MatchInfo(match_id, competition, home, away, now), rng, extra_time=knockout)
+    """Match ``match_id`` of the catalogue of ``seed``."""
+    info, rng, knockout = draw_match(seed, match_id, now, _COMPETITIONS)
+    return SoccerEngine(info, rng, extra_time=knockout)
