@@ -52,7 +52,7 @@ class Sport:
     #: The ``data.sport`` value (the module's name, or the entry point's).
     name: str
     #: The module that declares it (``Data``, and optionally ``SAMPLE``, ``HISTORY``,
-    #: ``headline``, ``simulator_engine``).
+    #: ``headline``, ``ENGINE``: see :mod:`ingester.convert.sports`).
     module: ModuleType
     #: Validation and conversion, and the shape the fast path needs.
     converter: SportConverter
