@@ -105,6 +105,48 @@ def test_schema_without_module_is_a_start_up_error(schemas_copy: Path) -> None:
         load_converters(schemas_copy)
 
 
+def _install_plugin(where: Path, monkeypatch: pytest.MonkeyPatch, entry: str) -> None:
+    """A distribution's metadata in ``where`` with the entry point ``entry`` of the sport
+    group, ``where`` on ``sys.path`` (what installing a plugin amounts to)."""
+    dist = where / "sportrix_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sportrix-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n{entry}\n")
+    monkeypatch.syspath_prepend(str(where))
+
+
+def test_a_plugin_sport_is_its_module_and_the_schema_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sportrix_tennis.py").write_text(TENNIS_MODULE)
+    (tmp_path / "tennis.avsc").write_text(json.dumps(_tennis_schema()))
+    _install_plugin(tmp_path, monkeypatch, "tennis = sportrix_tennis")
+    assert registry.plugin_schema_files() == {"tennis": tmp_path / "tennis.avsc"}
+    assert "sportrix_tennis" not in sys.modules  # found, not imported, for a consumer
+    converters = load_converters()
+    del sys.modules["sportrix_tennis"]  # the next test imports its own
+    entry = converters.sport("tennis")
+    assert entry is not None
+    assert entry.converter.schema_name == "com.sportrix.livescores.TennisMatchState"
+    assert (entry.sample, entry.headline) == (None, None)
+    assert {"cricket", "soccer", "tennis"} <= set(converters.sports)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("soccer = json", "sport 'soccer': plugin json clashes with a sport of the same name"),
+        ("tennis = no_such_module", "sport 'tennis': plugin module no_such_module does not import"),
+    ],
+)
+def test_a_bad_plugin_stops_start_up_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str, problem: str
+) -> None:
+    _install_plugin(tmp_path, monkeypatch, entry)
+    with pytest.raises(ConverterSetupError, match=problem):
+        load_converters()
+
+
 def test_module_without_data_type_is_refused(sports_dir: Path) -> None:
     (sports_dir / "tennis.py").write_text("Data = dict\n")
     with pytest.raises(ConverterSetupError, match="must define Data"):
