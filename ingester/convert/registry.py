@@ -41,7 +41,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "sportrix_ingester.sports"
 
 
-class ConverterSetupError(Exception):
+class ConverterSetupError(ValueError):
     """A sport module and the schemas do not pair up; one line naming the sport and the fix."""
 
 
@@ -140,7 +140,7 @@ def discover_sport_modules() -> dict[str, ModuleType]:
             )
         try:
             found[point.name] = importlib.import_module(point.value)
-        except ImportError as exc:
+        except Exception as exc:  # a plugin's bug (ImportError, SyntaxError...) is one line
             raise ConverterSetupError(
                 f"sport {point.name!r}: plugin module {point.value} does not import: {exc}"
             ) from None
@@ -154,7 +154,10 @@ def plugin_schema_files() -> dict[str, Path]:
     are located, not imported: a consumer decoding records needs their schemas only)."""
     found: dict[str, Path] = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
-        spec = importlib.util.find_spec(point.value)
+        try:
+            spec = importlib.util.find_spec(point.value)
+        except ImportError:  # its package is missing: load_converters says so, not a consumer
+            continue
         if spec is not None and spec.origin is not None:
             path = Path(spec.origin).parent / f"{point.name}.avsc"
             if path.is_file():

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ingester.convert.registry import ConverterSetupError
 from ingester.simulator.config import MALFORMED_KINDS, ApiKey, SimulatorConfig
 from ingester.simulator.engines import engine_kinds
 from ingester.simulator.server import Simulator
@@ -27,7 +28,11 @@ def add_match_flags(
     :func:`match_counts`. ``default`` names the :class:`EngineKind` count a sport has when not
     told; ``help_text`` is formatted with ``sport``, ``first_id`` and ``default``."""
     defaults = {}
-    for kind in engine_kinds().values():
+    try:
+        kinds = engine_kinds()
+    except ConverterSetupError:  # a broken plugin: the command run reports it (exit 2)
+        kinds = {}
+    for kind in kinds.values():
         defaults[kind.sport] = count = getattr(kind, default)
         flag = f"--{kind.sport}"
         if flag in parser._option_string_actions:  # a sport named like another flag

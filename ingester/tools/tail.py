@@ -22,20 +22,30 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from ingester.consume import DecodeFailed, KafkaMessage, LiveScoresDecoder
-from ingester.convert.registry import Converters, load_converters
+from ingester.convert.registry import Converters, ConverterSetupError, load_converters
+from ingester.encode.errors import SchemaLoadError
 from ingester.produce.kafka_client import client_kwargs
 from ingester.settings import KAFKA_FIELDS, Settings, add_setting_flags, load_settings
 
 __all__ = ["TailStats", "headline", "register", "tail"]
 
-#: The sport registry (built-in and plugin sports), loaded once.
-_sports = functools.cache(load_converters)
+
+@functools.cache
+def _sports() -> Converters | None:
+    """The sport registry (built-in and plugin sports), loaded once; ``None``, after a
+    warning, when it does not load (a broken plugin): every line is then the generic one."""
+    try:
+        return load_converters()
+    except (ConverterSetupError, SchemaLoadError) as exc:
+        print(f"sportrix-ingester tail: generic lines only: {exc}", file=sys.stderr)
+        return None
 
 
 def headline(record: dict[str, Any], registry: Converters | None = None) -> str:
     """The human line for a decoded record: its sport's ``headline`` (see
     :class:`ingester.convert.registry.Sport`), a generic one for a sport without one."""
-    entry = (registry or _sports()).sport(record.get("sport", ""))
+    registry = registry or _sports()
+    entry = None if registry is None else registry.sport(record.get("sport", ""))
     fmt = None if entry is None else entry.headline
     if fmt is None:
         return f"{record.get('home', '?')} v {record.get('away', '?')} ({record.get('status')})"

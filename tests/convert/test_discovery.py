@@ -248,3 +248,31 @@ def test_data_shape_matches_schema(sport: str) -> None:
     data_type = registry.discover_sport_modules()[sport].Data
     schema = load_schemas()[sport].definition
     assert _mismatches(data_type, schema, {}, sport) == []
+
+
+def test_a_plugin_sport_may_bring_its_own_simulator_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ENGINE`` names the engine module; the simulator plays the sport from its first id."""
+    from ingester.simulator.config import SimulatorConfig
+    from ingester.simulator.engines import engine_kinds
+
+    (tmp_path / "sportrix_tennis.py").write_text(TENNIS_MODULE + 'ENGINE = "tennis_engine"\n')
+    (tmp_path / "tennis_engine.py").write_text(
+        "FIRST_ID = 77_000\nDEFAULT_MATCHES = 2\n\ndef make(seed, match_id, now):\n    ...\n"
+    )
+    (tmp_path / "tennis.avsc").write_text(json.dumps(_tennis_schema()))
+    _install_plugin(tmp_path, monkeypatch, "tennis = sportrix_tennis")
+    engine_kinds.cache_clear()
+    try:
+        kinds = engine_kinds()
+        assert list(kinds) == ["soccer", "tennis", "cricket"]  # by first id
+        assert kinds["tennis"].make is sys.modules["tennis_engine"].make
+        counts = SimulatorConfig().match_counts()
+        assert counts == {"soccer": 20, "tennis": 2, "cricket": 10}
+        with pytest.raises(ValueError, match="at most 36000 soccer matches"):
+            SimulatorConfig(matches={"soccer": 36_001})
+    finally:
+        engine_kinds.cache_clear()
+        for name in ("sportrix_tennis", "tennis_engine"):
+            sys.modules.pop(name, None)
