@@ -41,8 +41,9 @@ def sample_frames(
     of its sample's first), like matches at random points of their course.
     """
     registry = registry or _default_registry()
-    # Reverse name order puts the built-in soccer first, as the benchmark always had it.
-    sports = [entry for entry in reversed(registry.entries()) if entry.sample is not None]
+    # In the order of their samples' match ids (soccer, then cricket), as the simulator's.
+    sampled = [entry for entry in registry.entries() if entry.sample is not None]
+    sports = sorted(sampled, key=lambda entry: (entry.sample or {})["match_id"])
     rng = random.Random(seed)
     frames = []
     for index in range(count):
