@@ -1,12 +1,18 @@
-"""Pairs each sport's converter with its encoder: the per-sport codecs of the pipeline."""
+"""Pairs each sport's converter with its encoder: the per-sport codecs of the pipeline.
+
+The fast way (a lazy decode, then the compiled writer alone) is the codecs' own business:
+the pipeline asks :meth:`Codecs.fast_record` for a whole message and takes the checked way
+(:meth:`SportCodecImpl.record`) when it answers ``None``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ingester.convert import ConverterSetupError, SportConverter, ValidationFailed, load_converters
+from ingester.convert.lazy import LazyFrameDecoder
 from ingester.encode import (
     EncodeFailed,
     RecordEncoder,
@@ -14,11 +20,11 @@ from ingester.encode import (
     ValueEncoder,
     build_encoder,
 )
-from ingester.pipeline import SportCodec
+from ingester.pipeline import FastRecord
 from ingester.settings import ConfigError, Settings
-from ingester.upstream.frames import Stage
+from ingester.upstream.frames import DataFrame, Stage
 
-__all__ = ["SportCodecImpl", "build_codecs", "classify_error", "codecs_for"]
+__all__ = ["Codecs", "SportCodecImpl", "build_codecs", "classify_error", "codecs_for"]
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +86,64 @@ class SportCodecImpl:
         return None if value is None else (record, value)
 
 
-def codecs_for(
-    converters: Iterable[SportConverter], encoder: ValueEncoder
-) -> dict[str, SportCodec]:
+class Codecs(Mapping[str, SportCodecImpl]):
+    """Every sport's codec by sport, and the fast way to a whole message's record.
+
+    ``fast=False`` leaves every message to the checked way (tests compare the two ways).
+    """
+
+    def __init__(self, codecs: Mapping[str, SportCodecImpl], *, fast: bool = True) -> None:
+        self._by_sport = dict(codecs)
+        lazy = LazyFrameDecoder({sport: codec.shape for sport, codec in codecs.items()})
+        self._decode: Callable[[bytes], DataFrame | None] = (
+            lazy.decode if fast and lazy.enabled else _no_fast_way
+        )
+
+    def __getitem__(self, sport: str) -> SportCodecImpl:
+        return self._by_sport[sport]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_sport)
+
+    def __len__(self) -> int:
+        return len(self._by_sport)
+
+    def checked_only(self) -> Codecs:
+        """The same codecs without the fast way."""
+        return Codecs(self._by_sport, fast=False)
+
+    def fast_record(self, raw: bytes, received_at_ms: int) -> FastRecord | None:
+        """``raw``'s frame, codec, record and value when it is a data frame the lazy decoder
+        and the compiled writer take as it is; ``None`` otherwise (nothing raised: the checked
+        way meets the frame again, and gives its error)."""
+        frame = self._decode(raw)
+        if frame is None:
+            return None
+        codec = self._by_sport[frame.sport]  # the lazy decoder knows the codecs' sports only
+        try:
+            done = codec.unchecked_record(frame.op, frame.data, received_at_ms, True)
+        except Exception:  # the checked way meets it again, and dead-letters the frame
+            return None
+        return None if done is None else (frame, codec, done[0], done[1])
+
+
+def _no_fast_way(raw: bytes) -> None:
+    """The decoder of codecs without a fast way: every message takes the checked way."""
+
+
+def codecs_for(converters: Iterable[SportConverter], encoder: ValueEncoder) -> Codecs:
     """Each converter's codec, by sport, with its schema's encoder from ``encoder``."""
-    return {
-        converter.sport: SportCodecImpl(converter, encoder.encoder_for(converter.schema_name))
-        for converter in converters
-    }
+    return Codecs(
+        {
+            converter.sport: SportCodecImpl(converter, encoder.encoder_for(converter.schema_name))
+            for converter in converters
+        }
+    )
 
 
 def build_codecs(
     settings: Settings,
-) -> tuple[Mapping[str, SportCodec], Callable[[], Awaitable[None]]]:
+) -> tuple[Codecs, Callable[[], Awaitable[None]]]:
     """Every sport's codec, and the start-up step that prepares the encoders.
 
     Raises :class:`ConfigError` (naming ``INGESTER_SCHEMAS_DIR``) when the schemas or the

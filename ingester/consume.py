@@ -19,9 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
+from ingester.convert.registry import plugin_schema_files
 from ingester.encode import DecodeFailed, Decoder
+from ingester.encode.schemas import load_schema
 
 __all__ = ["DecodeFailed", "KafkaMessage", "LiveScore", "LiveScoresDecoder"]
 
@@ -65,8 +68,24 @@ class LiveScoresDecoder(Decoder):
     ``schemas_dir`` is the folder of ``.avsc`` files (default: the bundled ``schemas/``),
     ``registry_url`` the registry that served the producer (for registry wire-format values),
     ``logical_types`` gives timestamps as ``datetime`` instead of epoch milliseconds. Call
-    :meth:`close` when done (it releases the registry client).
+    :meth:`close` when done (it releases the registry client). The schemas of plugin sports
+    (``docs/schemas.md``, *adding a sport*) are known too.
     """
+
+    def __init__(
+        self,
+        schemas_dir: Path | None = None,
+        *,
+        registry_url: str | None = None,
+        logical_types: bool = False,
+    ) -> None:
+        plugins = [load_schema(path) for path in plugin_schema_files().values()]
+        super().__init__(
+            schemas_dir,
+            registry_url=registry_url,
+            logical_types=logical_types,
+            extra_schemas=plugins,
+        )
 
     async def decode_record(self, message: KafkaMessage) -> LiveScore:
         """Decode one Kafka record; raise :class:`DecodeFailed` (one line) when it is not one the

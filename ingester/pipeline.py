@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ingester.convert.shape import PlainShape
 from ingester.observe.metrics import ERROR_CODES, Metrics
 from ingester.upstream.frames import (
     DataFrame,
@@ -27,7 +26,6 @@ from ingester.upstream.frames import (
     decode_frame,
     positive_int,
 )
-from ingester.upstream.lazy import LazyFrameDecoder
 from ingester.upstream.subscriptions import (
     OVERSIZED_TRIES,
     Action,
@@ -35,7 +33,7 @@ from ingester.upstream.subscriptions import (
     SubscriptionBook,
 )
 
-__all__ = ["FrameProcessor", "OutRecord", "SportCodec"]
+__all__ = ["FastRecord", "FrameProcessor", "OutRecord", "SportCodec", "SportCodecs"]
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +53,6 @@ class SportCodec(Protocol):
     def schema_name(self) -> str:
         """The full Avro name of the sport's record."""
 
-    @property
-    def shape(self) -> PlainShape | None:
-        """What lets the compiled writer alone take this sport's frames (lazily decoded ones
-        too); ``None`` when every frame needs the checked way."""
-
     def record(
         self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool = False
     ) -> tuple[dict[str, Any], bytes]:
@@ -67,11 +60,24 @@ class SportCodec(Protocol):
         encode it in the configured wire format. ``json_native``: ``data`` is exactly what
         ``orjson.loads`` returned, which lets the encoder reuse encoded arrays."""
 
-    def unchecked_record(
-        self, op: str, data: dict[str, Any], received_at_ms: int, json_native: bool
-    ) -> tuple[dict[str, Any], bytes] | None:
-        """As :meth:`record` without the checked way: ``None`` when the fast writer refuses
-        ``data``. It takes a lazily decoded ``data`` (arrays as JSON text)."""
+
+#: A message done by the codecs' fast way: its frame, its sport's codec, record and value.
+FastRecord = tuple[DataFrame, SportCodec, dict[str, Any], bytes]
+
+
+class SportCodecs(Protocol):
+    """Every sport's codec, and the fast way from a whole message to its record."""
+
+    def get(self, sport: str) -> SportCodec | None:
+        """The codec of ``sport``; ``None`` for a sport without a schema."""
+
+    def __contains__(self, sport: object) -> bool:
+        """Whether ``sport`` has a codec."""
+
+    def fast_record(self, raw: bytes, received_at_ms: int) -> FastRecord | None:
+        """A valid data frame's record, done the fast way; ``None`` (nothing done, no error)
+        for any message it is not sure of, which then takes :func:`decode_frame` and
+        :meth:`SportCodec.record`, with the same outcome."""
 
 
 @dataclass(slots=True)
@@ -91,27 +97,24 @@ class OutRecord:
 class FrameProcessor:
     """Turns upstream messages into :class:`OutRecord` values; see the module docstring.
 
-    ``classify`` maps an exception raised by a codec to its dead-letter stage. With
-    ``lazy_decode``, data frames of the sports whose codecs have a :attr:`SportCodec.shape`
-    are decoded by :class:`LazyFrameDecoder` first: faster, with the same outcome for every
-    frame but one documented case (``docs/schemas.md``, *the lazy way*).
+    ``classify`` maps an exception raised by a codec to its dead-letter stage. A message
+    from a live connection tries :meth:`SportCodecs.fast_record` first: faster, with the same
+    outcome for every frame but one documented case (``docs/schemas.md``, *the lazy way*).
     """
 
     def __init__(
         self,
         book: SubscriptionBook,
-        codecs: Mapping[str, SportCodec],
+        codecs: SportCodecs,
         classify: Callable[[Exception], Stage],
         metrics: Metrics,
         topic: str,
         dlq_topic: str,
         instance_id: str,
-        lazy_decode: bool = True,
     ) -> None:
         self.book = book
         self._codecs = codecs
-        lazy = LazyFrameDecoder({sport: codec.shape for sport, codec in codecs.items()})
-        self._decode_lazily = lazy.decode if lazy_decode and lazy.enabled else None
+        self._fast_record = codecs.fast_record
         self._classify = classify
         self._metrics = metrics
         self._topic = topic
@@ -133,10 +136,13 @@ class FrameProcessor:
         match. An error frame refuses a match only when its connection holds it; a malformed
         message is dead-lettered wherever it comes from.
         """
-        if self._decode_lazily is not None and connection is not None:
-            done = self._lazy(self._decode_lazily(raw), received_at, now, connection)
-            if done is not None:
-                return done
+        if connection is not None:
+            fast = self._fast_record(raw, int(received_at * 1000))
+            if fast is not None:
+                data, codec, record, value = fast
+                if self.book.holds(data.match_id, connection, data.op == "snapshot"):
+                    self._count_frame(data.sport, data.op)
+                    return self._produced(data, connection, codec, record, value, received_at, now)
         try:
             frame = decode_frame(raw)
         except FrameRejected as exc:
@@ -176,24 +182,6 @@ class FrameProcessor:
                 OVERSIZED_TRIES,
             )
         return self._dead_letter(head, error, received_at), _NO_ACTIONS
-
-    def _lazy(
-        self, frame: DataFrame | None, received_at: float, now: float, connection: int
-    ) -> tuple[OutRecord, list[Action]] | None:
-        """A lazily decoded ``frame`` done, or ``None`` (nothing done) for the full way: any
-        frame but a valid data frame of a match ``connection`` holds whose sport the writer
-        validates."""
-        if frame is None or not self.book.holds(frame.match_id, connection, frame.op == "snapshot"):
-            return None
-        codec = self._codecs[frame.sport]  # the lazy decoder knows the codecs' sports only
-        try:
-            done = codec.unchecked_record(frame.op, frame.data, int(received_at * 1000), True)
-        except Exception:  # the full way meets it again, and dead-letters the frame
-            return None
-        if done is None:
-            return None
-        self._count_frame(frame.sport, frame.op)
-        return self._produced(frame, connection, codec, *done, received_at, now)
 
     def _data(
         self,

@@ -1,7 +1,7 @@
 """``sportrix-ingester demo``: the whole product on one machine, with no key and no Docker.
 
 Starts a local Kafka broker (or uses ``KAFKA_BOOTSTRAP_SERVERS``), the simulator and the
-ingester daemon as separate processes, adds a few live soccer and cricket matches through
+ingester daemon as separate processes, adds a few live matches of each sport through
 the config topic, and prints the decoded records until Ctrl-C, which stops everything the
 demo started within a few seconds and prints a one-paragraph summary (records, dead letters,
 lag p50/p99, where the logs are).
@@ -30,6 +30,7 @@ from ingester.settings import load_settings
 from ingester.tools.tail import TailStats, tail
 from sportrix_devkit.bench.processes import free_port, http_get
 from sportrix_devkit.bench.report import percentile
+from sportrix_devkit.simulator.cli import add_match_flags, match_counts
 
 __all__ = ["register", "summary"]
 
@@ -150,9 +151,9 @@ def summary(stats: TailStats, metrics_text: str | None, logs: list[Path], stoppe
     return f"demo: stopped in {stopped_in:.1f} s. {records}, {dead}; {lag}. Logs: {where}."
 
 
-def _pick_matches(catalogue: list[dict[str, Any]], soccer: int, cricket: int) -> list[int]:
+def _pick_matches(catalogue: list[dict[str, Any]], counts: dict[str, int]) -> list[int]:
     chosen: list[int] = []
-    for sport, count in (("soccer", soccer), ("cricket", cricket)):
+    for sport, count in counts.items():
         live = [m for m in catalogue if m["sport"] == sport and m["status"] == "live"]
         others = [m for m in catalogue if m["sport"] == sport and m["status"] != "live"]
         chosen.extend(m["match_id"] for m in (live + others)[:count])
@@ -219,7 +220,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         _say(f"simulator serving {len(catalogue)} matches at ws://127.0.0.1:{sim_port}/v1/stream")
         _wait_for(f"http://127.0.0.1:{http_port}/healthz", "the ingester", daemon, 60)
         settings = load_settings(kafka_bootstrap_servers=bootstrap)
-        matches = _pick_matches(catalogue, args.soccer, args.cricket)
+        matches = _pick_matches(catalogue, match_counts(args))
         asyncio.run(write_commands(settings, "add", matches))
         _say(f"added matches {', '.join(map(str, matches))} through the config topic")
         _say(
@@ -263,8 +264,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "demo", help="run Kafka, the simulator and the ingester locally and print the records"
     )
-    parser.add_argument("--soccer", type=int, default=3, help="soccer matches to follow")
-    parser.add_argument("--cricket", type=int, default=2, help="cricket matches to follow")
+    add_match_flags(
+        parser,
+        default="demo_matches",
+        help_text="{sport} matches to follow",
+        generic=None,
+    )
     parser.add_argument("--speed", type=float, default=5.0, help="simulated time per second")
     parser.add_argument("--http-port", type=int, default=0, help="the ingester's HTTP port")
     parser.add_argument("--max", type=int, metavar="N", help="stop after N records")

@@ -1,86 +1,61 @@
 """Protocol-shaped sample ``data`` for tests and the hot-path benchmark.
 
-:func:`protocol_example` returns the examples of ``sportrix-protocol.md`` verbatim;
-:func:`sample_frames` derives whole frames from them, soccer and cricket mixed, with the
-``events`` history of a soccer match growing as it would over a match.
+:func:`protocol_example` returns a sport's ``SAMPLE`` (the examples of
+``sportrix-protocol.md`` verbatim for the built-in sports); :func:`sample_frames` derives
+whole frames from every registered sport's sample, the sports taking turns, with a sport's
+``HISTORY`` list growing as it would over a match.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import random
 from typing import Any
 
 import orjson
 
+from ingester.convert.registry import Converters, load_converters
+
 __all__ = ["protocol_example", "sample_frames"]
 
-_EXAMPLES: dict[str, dict[str, Any]] = {
-    "soccer": {
-        "match_id": 41282, "sport": "soccer", "competition": "Premier League",
-        "home": "Arsenal", "away": "Chelsea", "status": "live",
-        "start_time": "2026-11-28T15:00:00Z", "seq": 1234,
-        "updated_at": "2026-11-28T16:03:12.120Z",
-        "score": {"home": 1, "away": 0},
-        "clock": {"minute": 63, "second": 12, "period": "2H", "running": True, "added_time": 0},
-        "phase": {"code": "attack", "label": "Arsenal attack", "team": "home"},
-        "stats": {
-            "possession": {"home": 55, "away": 45}, "shots": {"home": 9, "away": 4},
-            "shots_on_target": {"home": 4, "away": 1}, "corners": {"home": 5, "away": 2},
-            "fouls": {"home": 7, "away": 10}, "offsides": {"home": 1, "away": 3},
-            "yellow_cards": {"home": 1, "away": 2}, "red_cards": {"home": 0, "away": 0},
-        },
-        "events": [
-            {"id": 1, "minute": 23, "second": 4, "type": "goal", "team": "home",
-             "player": "B. Saka", "label": "Goal! B. Saka (Arsenal)"},
-        ],
-    },
-    "cricket": {
-        "match_id": 90211, "sport": "cricket", "competition": "ODI Series", "format": "ODI",
-        "home": "India", "away": "Australia", "status": "live",
-        "start_time": "2026-11-28T08:30:00Z", "seq": 77,
-        "updated_at": "2026-11-28T14:00:00.120Z",
-        "batting": "India", "bowling": "Australia", "innings": 1,
-        "score": {"runs": 154, "wickets": 3, "overs": "27.4"}, "target": None,
-        "over": {"number": 28, "balls": ["1", "4", "W", "0"]},
-        "batsmen": [
-            {"name": "V. Kohli", "runs": 61, "balls": 58, "fours": 6, "sixes": 1,
-             "on_strike": True},
-            {"name": "S. Iyer", "runs": 12, "balls": 20, "fours": 1, "sixes": 0,
-             "on_strike": False},
-        ],
-        "bowler": {"name": "P. Cummins", "overs": "5.4", "maidens": 0, "runs": 31, "wickets": 1},
-        "scorecard": [
-            {"innings": 1, "team": "India", "runs": 154, "wickets": 3, "overs": "27.4",
-             "declared": False},
-        ],
-        "last_event": {"type": "four", "label": "FOUR! Kohli drives through cover"},
-    },
-}  # fmt: skip
+#: The registry of the default schemas directory, loaded once.
+_default_registry = functools.cache(load_converters)
 
 
-def protocol_example(sport: str) -> dict[str, Any]:
-    """A fresh copy (safe to mutate) of the protocol's example ``data`` for ``sport``."""
-    return copy.deepcopy(_EXAMPLES[sport])
+def protocol_example(sport: str, registry: Converters | None = None) -> dict[str, Any]:
+    """A fresh copy (safe to mutate) of the sample ``data`` of ``sport``; ``KeyError`` when
+    the sport is not registered or has no ``SAMPLE``."""
+    entry = (registry or _default_registry()).sport(sport)
+    if entry is None or entry.sample is None:
+        raise KeyError(sport)
+    return copy.deepcopy(dict(entry.sample))
 
 
-def sample_frames(count: int, *, max_events: int = 20, seed: int = 0) -> list[bytes]:
-    """``count`` update frames as raw JSON, alternating soccer and cricket.
+def sample_frames(
+    count: int, *, max_events: int = 20, seed: int = 0, registry: Converters | None = None
+) -> list[bytes]:
+    """``count`` update frames as raw JSON, every sport with a sample in turn.
 
-    Soccer frames carry between 0 and ``max_events`` events (uniformly), like matches at
-    random points of their course.
+    A sport's ``HISTORY`` list carries between 0 and ``max_events`` entries (uniformly, copies
+    of its sample's first), like matches at random points of their course.
     """
+    registry = registry or _default_registry()
+    # In the order of their samples' match ids (soccer, then cricket), as the simulator's.
+    sampled = [entry for entry in registry.entries() if entry.sample is not None]
+    sports = sorted(sampled, key=lambda entry: (entry.sample or {})["match_id"])
     rng = random.Random(seed)
     frames = []
     for index in range(count):
-        sport = "soccer" if index % 2 == 0 else "cricket"
-        data = protocol_example(sport)
+        entry = sports[index % len(sports)]
+        data = copy.deepcopy(dict(entry.sample or {}))
         data["match_id"] += index
         data["seq"] = index + 1
-        if sport == "soccer":
-            template = data["events"][0]
-            data["events"] = [
-                dict(template, id=event_id) for event_id in range(rng.randint(0, max_events))
+        if entry.history is not None and data[entry.history]:
+            template = data[entry.history][0]
+            data[entry.history] = [
+                {**template, "id": event_id} if "id" in template else dict(template)
+                for event_id in range(rng.randint(0, max_events))
             ]
         frames.append(orjson.dumps({"op": "update", "match_id": data["match_id"], "data": data}))
     return frames

@@ -8,7 +8,7 @@ the same name, so a consumer reads every release in today's shape.
 from __future__ import annotations
 
 import io
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import fastavro
 from ingester.encode.encoders import REGISTRY_MAGIC, SINGLE_OBJECT_MAGIC
 from ingester.encode.errors import DecodeFailed
 from ingester.encode.registry import SchemaRegistryClient
-from ingester.encode.schemas import find_schemas_dir, load_schema, load_schemas
+from ingester.encode.schemas import AvroSchema, find_schemas_dir, load_schema, load_schemas
 
 __all__ = ["Decoded", "Decoder"]
 
@@ -68,10 +68,16 @@ class Decoder:
         *,
         registry_url: str | None = None,
         logical_types: bool = False,
+        extra_schemas: Iterable[AvroSchema] = (),
+        registry: SchemaRegistryClient | None = None,
     ) -> None:
+        """``extra_schemas``: known besides the directory's (a plugin sport's, for one);
+        ``registry``: the client that serves schema ids (else one for ``registry_url``)."""
         self._logical_types = logical_types
         directory = find_schemas_dir(schemas_dir)
-        current = {schema.name: schema for schema in load_schemas(directory).values()}
+        current = {
+            schema.name: schema for schema in (*extra_schemas, *load_schemas(directory).values())
+        }
         self._by_fingerprint = {
             schema.fingerprint: _reader(schema.definition, logical_types)
             for schema in current.values()
@@ -86,7 +92,9 @@ class Decoder:
                     writer.name, writer.parsed, reader
                 )
         self._by_registry_id: dict[int, _Reader] = {}
-        self._registry = SchemaRegistryClient(registry_url) if registry_url else None
+        if registry is None and registry_url:
+            registry = SchemaRegistryClient(registry_url)
+        self._registry = registry
 
     def decode(self, value: bytes) -> Decoded:
         """Decode a single-object value, or a registry value whose id is already known."""
@@ -112,8 +120,8 @@ class Decoder:
         if self._registry is not None and value[:1] == REGISTRY_MAGIC and len(value) >= 5:
             schema_id = int.from_bytes(value[1:5], "big")
             if schema_id not in self._by_registry_id:
-                text = await self._registry.schema_by_id(schema_id)
-                self._by_registry_id[schema_id] = _reader(json.loads(text), self._logical_types)
+                definition = await self._registry.schema_definition(schema_id)
+                self._by_registry_id[schema_id] = _reader(definition, self._logical_types)
         return self.decode(value)
 
     async def close(self) -> None:

@@ -7,7 +7,6 @@ synchronous ``encode`` on the hot path.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -147,11 +146,9 @@ class RegistryEncoder(_BodyEncoder):
         """Register the schema (or look it up) once and cache its id; raise RegistryError."""
         if self.schema_id is not None:
             return
-        schema_json = json.dumps(self.schema.definition, separators=(",", ":"))
-        if self._auto_register:
-            schema_id = await self._registry.register(self.subject, schema_json)
-        else:
-            schema_id = await self._registry.lookup(self.subject, schema_json)
+        schema_id = await self._registry.schema_id(
+            self.subject, self.schema.definition, register=self._auto_register
+        )
         self._set_prefix(REGISTRY_MAGIC + schema_id.to_bytes(4, "big"))
         self.schema_id = schema_id
 

@@ -1,4 +1,9 @@
-"""A minimal Confluent Schema Registry client (aiohttp): register, look up, fetch by id."""
+"""A minimal Confluent Schema Registry client (aiohttp): register, look up, fetch by id.
+
+It is the only place that talks to the registry: the encoders and the decoder are given a
+client and ask it for a schema's id (:meth:`SchemaRegistryClient.schema_id`) or an id's
+schema (:meth:`SchemaRegistryClient.schema_definition`).
+"""
 
 from __future__ import annotations
 
@@ -30,6 +35,24 @@ class SchemaRegistryClient:
         self.url = parsed.with_user(None).with_password(None)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+
+    async def schema_id(self, subject: str, definition: Any, *, register: bool = True) -> int:
+        """The id of the schema ``definition`` (its JSON data) under ``subject``: registered
+        (idempotent) when ``register``, else looked up; raise :class:`RegistryError`."""
+        schema_json = json.dumps(definition, separators=(",", ":"))
+        if register:
+            return await self.register(subject, schema_json)
+        return await self.lookup(subject, schema_json)
+
+    async def schema_definition(self, schema_id: int) -> Any:
+        """The schema registered with ``schema_id``, as JSON data; raise :class:`RegistryError`."""
+        text = await self.schema_by_id(schema_id)
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise RegistryError(
+                f"schema registry {self.url}: schema id {schema_id}: schema is not JSON"
+            ) from None
 
     async def register(self, subject: str, schema_json: str) -> int:
         """Register ``schema_json`` under ``subject`` (idempotent); return its global id."""

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -22,39 +22,31 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from ingester.consume import DecodeFailed, KafkaMessage, LiveScoresDecoder
+from ingester.convert.registry import Converters, ConverterSetupError, load_converters
+from ingester.encode.errors import SchemaLoadError
 from ingester.produce.kafka_client import client_kwargs
 from ingester.settings import KAFKA_FIELDS, Settings, add_setting_flags, load_settings
 
 __all__ = ["TailStats", "headline", "register", "tail"]
 
 
-def _soccer(r: dict[str, Any]) -> str:
-    clock = r.get("clock") or {}
-    score = r.get("score") or {}
-    phase = (r.get("phase") or {}).get("label") or r.get("status", "")
-    return (
-        f"{r['home']} {score.get('home', '?')}-{score.get('away', '?')} {r['away']} "
-        f"[{clock.get('minute', 0)}:{clock.get('second', 0):02d} {clock.get('period', '')}] "
-        f"{phase}"
-    )
+@functools.cache
+def _sports() -> Converters | None:
+    """The sport registry (built-in and plugin sports), loaded once; ``None``, after a
+    warning, when it does not load (a broken plugin): every line is then the generic one."""
+    try:
+        return load_converters()
+    except (ConverterSetupError, SchemaLoadError) as exc:
+        print(f"sportrix-ingester tail: generic lines only: {exc}", file=sys.stderr)
+        return None
 
 
-def _cricket(r: dict[str, Any]) -> str:
-    score = r.get("score") or {}
-    event = (r.get("last_event") or {}).get("label") or r.get("status", "")
-    batting = r.get("batting") or r["home"]
-    return (
-        f"{batting} {score.get('runs', 0)}/{score.get('wickets', 0)} "
-        f"({score.get('overs', '0.0')}) - {event}"
-    )
-
-
-_HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {"soccer": _soccer, "cricket": _cricket}
-
-
-def headline(record: dict[str, Any]) -> str:
-    """The human line for a decoded record (a generic one for sports without a format)."""
-    fmt = _HEADLINES.get(record.get("sport", ""))
+def headline(record: dict[str, Any], registry: Converters | None = None) -> str:
+    """The human line for a decoded record: its sport's ``headline`` (see
+    :class:`ingester.convert.registry.Sport`), a generic one for a sport without one."""
+    registry = registry or _sports()
+    entry = None if registry is None else registry.sport(record.get("sport", ""))
+    fmt = None if entry is None else entry.headline
     if fmt is None:
         return f"{record.get('home', '?')} v {record.get('away', '?')} ({record.get('status')})"
     try:

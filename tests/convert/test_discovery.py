@@ -81,7 +81,7 @@ def test_adding_a_sport_is_one_module_and_one_schema(sports_dir: Path, schemas_c
     (sports_dir / "tennis.py").write_text(TENNIS_MODULE)
     (schemas_copy / "tennis.avsc").write_text(json.dumps(_tennis_schema()))
     converters = load_converters(schemas_copy)
-    assert converters.sports == ("cricket", "soccer", "tennis")
+    assert {"cricket", "soccer", "tennis"} <= set(converters.sports)
     tennis = converters.get("tennis")
     assert tennis is not None
     assert tennis.schema_name == "com.sportrix.livescores.TennisMatchState"
@@ -103,6 +103,48 @@ def test_schema_without_module_is_a_start_up_error(schemas_copy: Path) -> None:
     (schemas_copy / "tennis.avsc").write_text(json.dumps(_tennis_schema()))
     with pytest.raises(ConverterSetupError, match=r"'tennis': .*tennis\.avsc found but no module"):
         load_converters(schemas_copy)
+
+
+def _install_plugin(where: Path, monkeypatch: pytest.MonkeyPatch, entry: str) -> None:
+    """A distribution's metadata in ``where`` with the entry point ``entry`` of the sport
+    group, ``where`` on ``sys.path`` (what installing a plugin amounts to)."""
+    dist = where / "sportrix_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sportrix-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n{entry}\n")
+    monkeypatch.syspath_prepend(str(where))
+
+
+def test_a_plugin_sport_is_its_module_and_the_schema_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sportrix_tennis.py").write_text(TENNIS_MODULE)
+    (tmp_path / "tennis.avsc").write_text(json.dumps(_tennis_schema()))
+    _install_plugin(tmp_path, monkeypatch, "tennis = sportrix_tennis")
+    assert registry.plugin_schema_files() == {"tennis": tmp_path / "tennis.avsc"}
+    assert "sportrix_tennis" not in sys.modules  # found, not imported, for a consumer
+    converters = load_converters()
+    del sys.modules["sportrix_tennis"]  # the next test imports its own
+    entry = converters.sport("tennis")
+    assert entry is not None
+    assert entry.converter.schema_name == "com.sportrix.livescores.TennisMatchState"
+    assert (entry.sample, entry.headline) == (None, None)
+    assert {"cricket", "soccer", "tennis"} <= set(converters.sports)
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("soccer = json", "sport 'soccer': plugin json clashes with a sport of the same name"),
+        ("tennis = no_such_module", "sport 'tennis': plugin module no_such_module does not import"),
+    ],
+)
+def test_a_bad_plugin_stops_start_up_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str, problem: str
+) -> None:
+    _install_plugin(tmp_path, monkeypatch, entry)
+    with pytest.raises(ConverterSetupError, match=problem):
+        load_converters()
 
 
 def test_module_without_data_type_is_refused(sports_dir: Path) -> None:
@@ -203,6 +245,34 @@ def _mismatches(typed_dict: Any, record: Any, named: dict[str, Any], where: str)
 @pytest.mark.parametrize("sport", load_converters().sports)
 def test_data_shape_matches_schema(sport: str) -> None:
     """Every sport's ``Data`` and its schema name the same fields, level by level."""
-    data_type = registry.discover_sport_modules()[sport]
+    data_type = registry.discover_sport_modules()[sport].Data
     schema = load_schemas()[sport].definition
     assert _mismatches(data_type, schema, {}, sport) == []
+
+
+def test_a_plugin_sport_may_bring_its_own_simulator_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ENGINE`` names the engine module; the simulator plays the sport from its first id."""
+    from sportrix_devkit.simulator.config import SimulatorConfig
+    from sportrix_devkit.simulator.engines import engine_kinds
+
+    (tmp_path / "sportrix_tennis.py").write_text(TENNIS_MODULE + 'ENGINE = "tennis_engine"\n')
+    (tmp_path / "tennis_engine.py").write_text(
+        "FIRST_ID = 77_000\nDEFAULT_MATCHES = 2\n\ndef make(seed, match_id, now):\n    ...\n"
+    )
+    (tmp_path / "tennis.avsc").write_text(json.dumps(_tennis_schema()))
+    _install_plugin(tmp_path, monkeypatch, "tennis = sportrix_tennis")
+    engine_kinds.cache_clear()
+    try:
+        kinds = engine_kinds()
+        assert list(kinds) == ["soccer", "tennis", "cricket"]  # by first id
+        assert kinds["tennis"].make is sys.modules["tennis_engine"].make
+        counts = SimulatorConfig().match_counts()
+        assert counts == {"soccer": 20, "tennis": 2, "cricket": 10}
+        with pytest.raises(ValueError, match="at most 36000 soccer matches"):
+            SimulatorConfig(matches={"soccer": 36_001})
+    finally:
+        engine_kinds.cache_clear()
+        for name in ("sportrix_tennis", "tennis_engine"):
+            sys.modules.pop(name, None)

@@ -68,9 +68,8 @@ def _processor(lazy_decode: bool = True) -> tuple[FrameProcessor, Metrics]:
     for match_id in FOLLOWED:
         book.follow(match_id)
     book.connected(0)
-    processor = FrameProcessor(
-        book, CODECS, classify_error, metrics, "scores", "dlq", "fuzz", lazy_decode=lazy_decode
-    )
+    codecs = CODECS if lazy_decode else CODECS.checked_only()
+    processor = FrameProcessor(book, codecs, classify_error, metrics, "scores", "dlq", "fuzz")
     return processor, metrics
 
 

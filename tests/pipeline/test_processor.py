@@ -238,9 +238,8 @@ def test_frames_from_a_connection_that_does_not_hold_the_match_are_skipped(
     """Match SOCCER_ID moved from connection 0 (still open) to connection 1: connection 0's
     late frames of it are skipped, both ways, and its late refusal refuses nothing."""
     codecs, _ = build_codecs(load_settings())
-    processor = FrameProcessor(
-        book, codecs, classify_error, metrics, "scores", "dlq", "pod-1", lazy_decode=lazy_decode
-    )
+    codecs = codecs if lazy_decode else codecs.checked_only()
+    processor = FrameProcessor(book, codecs, classify_error, metrics, "scores", "dlq", "pod-1")
     book.per_connection = 2
     processor.process(frame("snapshot", seq=10), NOW, 1.0, 0)
     book.unfollow(SOCCER_ID)

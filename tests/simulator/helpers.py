@@ -36,7 +36,8 @@ class PingRecorder(ClientConnection):
 @asynccontextmanager
 async def running(**overrides: Any) -> AsyncIterator[Simulator]:
     """A simulator on a free loopback port with a small catalogue (override anything)."""
-    settings: dict[str, Any] = {"port": 0, "soccer": 4, "cricket": 2, "seed": 7}
+    matches = {"soccer": overrides.pop("soccer", 4), "cricket": overrides.pop("cricket", 2)}
+    settings: dict[str, Any] = {"port": 0, "matches": matches, "seed": 7}
     settings.update(overrides)
     async with Simulator(SimulatorConfig(**settings)) as sim:
         yield sim

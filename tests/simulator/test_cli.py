@@ -28,8 +28,42 @@ def test_flags_build_the_config() -> None:
         ("old", None, True, True),
         ("bare", None, False, False),
     ]
-    assert (config.soccer, config.cricket, config.drop_every) == (3, 1, 5.0)
+    assert (config.matches, config.drop_every) == ({"soccer": 3, "cricket": 1}, 5.0)
     assert config.malformed_kinds == ("bad_json", "no_op")
+
+
+def test_match_counts_by_sport_flag_or_by_name() -> None:
+    """``--matches SPORT=N`` names any sport; ``--SPORT N`` wins over it; others: defaults."""
+    args = build_parser().parse_args(
+        ["simulate", "--matches", "soccer=5", "--matches", "cricket=2", "--cricket", "7"]
+    )
+    assert config_from_args(args).match_counts() == {"soccer": 5, "cricket": 7}
+    default = config_from_args(build_parser().parse_args(["simulate"]))
+    assert default.match_counts() == {"soccer": 20, "cricket": 10}
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        (
+            ["--matches", "curling=3"],
+            "unknown sport 'curling' (the simulator plays: soccer, cricket)",
+        ),
+        (["--soccer", "-1"], "match counts must not be negative"),
+        (["--soccer", "49001"], "at most 49000 soccer matches"),
+        (["--cricket", "10001"], "at most 10000 cricket matches"),
+    ],
+)
+def test_bad_match_counts_are_refused(flags: list[str], problem: str) -> None:
+    args = build_parser().parse_args(["simulate", *flags])
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        config_from_args(args)
+    assert args.handler(args) == 2
+
+
+def test_a_match_count_must_be_sport_equals_number() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["simulate", "--matches", "soccer"])
 
 
 def test_bad_flags_exit_2() -> None:

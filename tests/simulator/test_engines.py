@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from ingester.convert.registry import load_converters
 from sportrix_devkit.simulator.catalogue import build_catalogue
 from sportrix_devkit.simulator.core import MatchFeed
-from sportrix_devkit.simulator.engines import CricketEngine, MatchEngine, MatchInfo, SoccerEngine
-from sportrix_devkit.simulator.engines.soccer import PERIODS
+from sportrix_devkit.simulator.engines import MatchEngine, MatchInfo, SampleEngine
+from sportrix_devkit.simulator.engines.cricket import CricketEngine
+from sportrix_devkit.simulator.engines.sample import CHANGES
+from sportrix_devkit.simulator.engines.soccer import PERIODS, SoccerEngine
 
 NOW = 1_800_000_000.0
 COUNTS = ("shots", "shots_on_target", "corners", "fouls", "offsides", "yellow_cards", "red_cards")
@@ -118,7 +120,7 @@ def test_cricket_invariants(seed: int, fmt: str) -> None:
 
 def test_catalogue_is_deterministic_and_mixed() -> None:
     def snapshot(seed: int) -> list[dict[str, Any]]:
-        engines = build_catalogue(seed, 20, 10, NOW)
+        engines = build_catalogue(seed, {"soccer": 20, "cricket": 10}, NOW)
         return [{**e.data, "updated_at": None} for e in engines]
 
     first, again, other = snapshot(5), snapshot(5), snapshot(6)
@@ -134,7 +136,7 @@ def test_catalogue_is_deterministic_and_mixed() -> None:
 
 
 def test_updated_at_is_iso_utc_with_milliseconds() -> None:
-    engine = build_catalogue(1, 1, 0, time.time())[0]
+    engine = build_catalogue(1, {"soccer": 1}, time.time())[0]
     engine.step(1_800_000_000.12)
     assert engine.data["updated_at"] == "2027-01-15T08:00:00.120Z"
     assert engine.data["start_time"].endswith("Z")
@@ -151,3 +153,20 @@ def test_finish_ends_a_match_once(fmt: str) -> None:
     assert engine.finish(NOW) is False
     assert engine.step(NOW) is None
     assert engine.seq == 3
+
+
+@pytest.mark.parametrize("sport", CONVERTERS.sports)
+def test_the_generic_engine_plays_any_sport_from_its_sample(sport: str) -> None:
+    """A sport without an engine of its own is served from its ``SAMPLE``: every state is
+    valid for the sport's converter, and the match goes live, then ends."""
+    entry = CONVERTERS.sport(sport)
+    assert entry is not None
+    assert entry.sample is not None
+    info = MatchInfo(123, "Cup", "A", "B", NOW)
+    states = play(SampleEngine(sport, entry.sample, info, random.Random(1)), CHANGES + 5)
+    assert [state["seq"] for state in states] == list(range(1, CHANGES + 2))
+    assert [state["status"] for state in states[:2]] == ["scheduled", "live"]
+    assert states[-1]["status"] == "finished"
+    for state in states:
+        assert (state["match_id"], state["home"], state["sport"]) == (123, "A", sport)
+        entry.converter.convert("update", state, 0)

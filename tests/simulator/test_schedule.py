@@ -17,7 +17,7 @@ NOW = 1_800_000_000.0
 
 def first_changes(seed: int) -> list[float]:
     """Loop times of every live match's first change, for 10 changes/s per match."""
-    config = SimulatorConfig(soccer=200, cricket=50, update_rate=10.0, seed=seed)
+    config = SimulatorConfig(matches={"soccer": 200, "cricket": 50}, update_rate=10.0, seed=seed)
     hub = Hub(config, wall_now=NOW, loop_now=0.0)
     return sorted(due for due, _ in hub._schedule)
 
@@ -40,7 +40,7 @@ def test_schedule_is_reproducible_per_seed() -> None:
 
 
 def test_run_due_steps_only_the_matches_due() -> None:
-    config = SimulatorConfig(soccer=40, cricket=10, update_rate=10.0, seed=2)
+    config = SimulatorConfig(matches={"soccer": 40, "cricket": 10}, update_rate=10.0, seed=2)
     hub = Hub(config, wall_now=NOW, loop_now=0.0)
     due_by_half_interval = sum(due <= 0.05 for due, _ in hub._schedule)
     hub.run_due(NOW, 0.05, budget=10_000)
@@ -51,7 +51,7 @@ def test_run_due_steps_only_the_matches_due() -> None:
 
 
 def test_a_schedule_far_behind_skips_ahead_and_keeps_each_match_phase() -> None:
-    config = SimulatorConfig(soccer=100, cricket=0, update_rate=10.0, seed=5)
+    config = SimulatorConfig(matches={"soccer": 100, "cricket": 0}, update_rate=10.0, seed=5)
     hub = Hub(config, wall_now=NOW, loop_now=0.0)
     phases = {match_id: due for due, match_id in hub._schedule}
     hub.run_due(NOW, 30.0, budget=10_000)  # play resumes 30 s late (a pause, a slow start)
@@ -90,7 +90,9 @@ class _Stop(Exception):
 async def test_the_play_loop_sleeps_while_a_client_is_far_behind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    simulator = Simulator(SimulatorConfig(soccer=20, cricket=0, update_rate=10.0, seed=1))
+    simulator = Simulator(
+        SimulatorConfig(matches={"soccer": 20, "cricket": 0}, update_rate=10.0, seed=1)
+    )
     loop_now = asyncio.get_running_loop().time()
     simulator._hub = Hub(simulator.config, wall_now=time.time(), loop_now=loop_now - 60.0)
     assert all(due < loop_now - 50.0 for due, _ in simulator.hub._schedule)  # all overdue

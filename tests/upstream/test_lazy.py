@@ -10,10 +10,10 @@ import orjson
 import pytest
 
 from ingester.codecs import build_codecs
+from ingester.convert.lazy import LazyFrameDecoder
 from ingester.convert.samples import protocol_example
 from ingester.settings import load_settings
 from ingester.upstream.frames import FrameRejected, decode_frame
-from ingester.upstream.lazy import LazyFrameDecoder
 
 CODECS, _ = build_codecs(load_settings())
 SHAPES = {sport: codec.shape for sport, codec in CODECS.items()}

@@ -15,6 +15,8 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``bench`` sub-command."""
+    from sportrix_devkit.simulator.cli import add_match_flags
+
     parser = subparsers.add_parser(
         "bench",
         help="benchmark the ingester against its ceilings (Kafka, simulator, daemon)",
@@ -23,8 +25,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add = parser.add_argument
     add("scenario", nargs="?", choices=("throughput", "scale"), default="throughput")
     add("--out", type=Path, default=Path("bench-results"), help="output directory")
-    add("--soccer", type=int, default=800, help="soccer matches in the simulator (800)")
-    add("--cricket", type=int, default=200, help="cricket matches in the simulator (200)")
+    add_match_flags(
+        parser,
+        default="bench_matches",
+        help_text="{sport} matches in the simulator ({default})",
+        generic=None,
+    )
     add("--matches", type=int, default=0, help="matches followed (default: every live one)")
     add("--update-rate", type=float, default=25.0, help="frames/s per match (25)")
     add("--warmup", type=float, default=5.0, help="seconds before measuring (5)")
@@ -69,8 +75,10 @@ def _replicas(text: str) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from sportrix_devkit.bench.report import markdown
     from sportrix_devkit.bench.scenarios import Options, run
+    from sportrix_devkit.simulator.cli import match_counts
 
     values = {k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__}
+    values["simulated"] = match_counts(args)
     values["daemon_env"] = dict(item.split("=", 1) for item in args.daemon_env)
     result = run(Options(**values))
     print(markdown(result), end="")

@@ -50,6 +50,8 @@ from sportrix_devkit.bench.topic import (
 __all__ = ["Options", "run"]
 
 _KEY = "bench-key"
+#: Options not written as such in the result (``simulated`` is, sport by sport).
+_NOT_IN_RESULT = ("out", "scenario", "simulated")
 
 
 @dataclass
@@ -58,8 +60,8 @@ class Options:
 
     scenario: str = "throughput"
     out: Path = Path("bench-results")
-    soccer: int = 800
-    cricket: int = 200
+    #: Matches per sport in the simulator (a sport not named: the simulator's default).
+    simulated: dict[str, int] = field(default_factory=dict)
     matches: int = 0  # followed; 0: every live match
     update_rate: float = 25.0
     warmup: float = 5.0
@@ -96,7 +98,12 @@ async def _measure(options: Options) -> dict[str, Any]:
     result: dict[str, Any] = {
         "scenario": {
             "name": options.scenario,
-            **{k: v for k, v in asdict(options).items() if k not in ("out", "scenario")},
+            **{
+                k: v
+                for k, v in asdict(options).items()
+                if k not in ("out", "scenario", "simulated")
+            },
+            **options.simulated,
         },
         "machine": machine(),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -151,7 +158,7 @@ async def _kafka(options: Options) -> AsyncIterator[str]:
 
 def _simulator(options: Options, log: str) -> SimulatorProcess:
     args = [
-        "--soccer", str(options.soccer), "--cricket", str(options.cricket),
+        *(f"--matches={sport}={count}" for sport, count in options.simulated.items()),
         "--seed", str(options.seed), "--update-rate", f"{options.update_rate:g}",
         "--max-subscriptions", str(options.max_subscriptions),
     ]  # fmt: skip

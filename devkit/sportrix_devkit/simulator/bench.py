@@ -17,6 +17,8 @@ import urllib.request
 
 import websockets
 
+from sportrix_devkit.simulator.engines import engine_kinds
+
 __all__ = ["count_frames", "main"]
 
 
@@ -54,13 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; prints one line with frames/s."""
     parser = argparse.ArgumentParser(prog="python -m sportrix_devkit.simulator.bench")
     parser.add_argument("--port", type=int, default=18765)
-    parser.add_argument("--matches", type=int, default=500, help="soccer matches to subscribe")
+    sports = list(engine_kinds())
+    parser.add_argument("--sport", choices=sports, default=sports[0], help="the sport played")
+    parser.add_argument("--matches", type=int, default=500, help="matches to subscribe")
     parser.add_argument("--update-rate", type=float, default=200.0, help="frames/s per match")
     parser.add_argument("--seconds", type=float, default=5.0, help="counting window")
     args = parser.parse_args(argv)
     command = [
         sys.executable, "-m", "ingester", "simulate", "--port", str(args.port),
-        "--soccer", str(args.matches), "--cricket", "0", "--seed", "1",
+        *(f"--matches={sport}={args.matches if sport == args.sport else 0}" for sport in sports),
+        "--seed", "1",
         "--update-rate", str(args.update_rate), "--log-level", "WARNING",
     ]  # fmt: skip
     server = subprocess.Popen(command)

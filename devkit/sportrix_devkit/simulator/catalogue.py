@@ -8,77 +8,33 @@ finished and eight are live at different points of play (5% to 85% through).
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 
-from sportrix_devkit.simulator.config import CRICKET_FIRST_ID, SOCCER_FIRST_ID
-from sportrix_devkit.simulator.engines import CricketEngine, MatchEngine, MatchInfo, SoccerEngine
+from sportrix_devkit.simulator.engines import MatchEngine, engine_kinds
 from sportrix_devkit.simulator.engines.base import iso_seconds
 
 __all__ = ["build_catalogue"]
 
-# (competition, knockout, teams)
-_SOCCER_COMPETITIONS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
-    ("Premier League", False, ("Arsenal", "Chelsea", "Liverpool", "Manchester City",
-                               "Manchester United", "Tottenham", "Newcastle", "Aston Villa")),
-    ("La Liga", False, ("Real Madrid", "Barcelona", "Atletico Madrid", "Sevilla",
-                        "Real Sociedad", "Villarreal", "Valencia", "Athletic Club")),
-    ("Serie A", False, ("Inter", "Milan", "Juventus", "Napoli", "Roma", "Lazio", "Atalanta",
-                        "Fiorentina")),
-    ("Bundesliga", False, ("Bayern Munich", "Dortmund", "Leverkusen", "Leipzig", "Stuttgart",
-                           "Frankfurt", "Wolfsburg", "Freiburg")),
-    ("FA Cup", True, ("Brighton", "West Ham", "Everton", "Fulham", "Brentford", "Wolves",
-                      "Crystal Palace", "Bournemouth")),
-    ("Champions League", True, ("PSG", "Benfica", "Porto", "Ajax", "Celtic", "Salzburg",
-                                "Feyenoord", "Club Brugge")),
-)  # fmt: skip
-# (competition, format, teams)
-_CRICKET_COMPETITIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("IPL", "T20", ("Mumbai Indians", "Chennai Super Kings", "Royal Challengers",
-                    "Kolkata Knight Riders", "Rajasthan Royals", "Delhi Capitals")),
-    ("ODI Series", "ODI", ("India", "Australia", "England", "Pakistan", "South Africa",
-                           "New Zealand")),
-    ("Test Series", "Test", ("India", "Australia", "England", "Sri Lanka", "West Indies",
-                             "Bangladesh")),
-    ("T20 World Cup", "T20", ("Afghanistan", "Ireland", "Netherlands", "Scotland", "Zimbabwe",
-                              "Nepal")),
-    ("European Cricket League", "Other", ("Spain", "Italy", "Germany", "France", "Austria",
-                                          "Romania")),
-)  # fmt: skip
 _LIVE_PROGRESS = (0.05, 0.85)
 _STARTS_IN_SECONDS = (2 * 60, 20 * 60)
 
 
 def build_catalogue(
-    seed: int, soccer: int, cricket: int, now: float, speed: float = 1.0
+    seed: int, matches: Mapping[str, int], now: float, speed: float = 1.0
 ) -> list[MatchEngine]:
-    """Every match, soccer first, each with its initial state published (``seq`` >= 1).
+    """``matches[sport]`` matches of each sport (see :func:`engine_kinds`), the sports in
+    the order of their first match id, each with its initial state published (``seq`` >= 1).
 
     ``now`` is the wall-clock time stamped on the initial states; a scheduled match's
     ``start_time`` is when it will kick off at ``speed`` times real time.
     """
     makers: list[Callable[[], MatchEngine]] = [
-        *(partial(_soccer, seed, SOCCER_FIRST_ID + index, now) for index in range(soccer)),
-        *(partial(_cricket, seed, CRICKET_FIRST_ID + index, now) for index in range(cricket)),
+        partial(kind.make, seed, kind.first_id + index, now)
+        for kind in engine_kinds().values()
+        for index in range(matches.get(kind.sport, 0))
     ]
     return [_started(make, index % 10, now, speed) for index, make in enumerate(makers)]
-
-
-def _soccer(seed: int, match_id: int, now: float) -> MatchEngine:
-    rng = random.Random(f"{seed}:{match_id}")
-    competition, knockout, teams = rng.choice(_SOCCER_COMPETITIONS)
-    home, away = rng.sample(teams, 2)
-    info = MatchInfo(match_id, competition, home, away, now)
-    return SoccerEngine(info, rng, extra_time=knockout)
-
-
-def _cricket(seed: int, match_id: int, now: float) -> MatchEngine:
-    rng = random.Random(f"{seed}:{match_id}")
-    competition, fmt, teams = rng.choice(_CRICKET_COMPETITIONS)
-    home, away = rng.sample(teams, 2)
-    info = MatchInfo(match_id, competition, home, away, now)
-    return CricketEngine(info, rng, fmt=fmt)
 
 
 def _started(make: Callable[[], MatchEngine], slot: int, now: float, speed: float) -> MatchEngine:

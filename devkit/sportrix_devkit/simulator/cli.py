@@ -8,10 +8,72 @@ import logging
 import sys
 from pathlib import Path
 
+from ingester.convert.registry import ConverterSetupError
 from sportrix_devkit.simulator.config import MALFORMED_KINDS, ApiKey, SimulatorConfig
+from sportrix_devkit.simulator.engines import engine_kinds
 from sportrix_devkit.simulator.server import Simulator
 
-__all__ = ["config_from_args", "register"]
+__all__ = ["add_match_flags", "config_from_args", "match_counts", "register"]
+
+
+def add_match_flags(
+    parser: argparse.ArgumentParser,
+    *,
+    default: str = "default_matches",
+    help_text: str = "{sport} matches (ids from {first_id}; default {default})",
+    generic: str | None = "--matches",
+) -> None:
+    """``--SPORT N`` for every sport the simulator plays (``--soccer``, ``--cricket``...) and,
+    unless ``generic`` is ``None``, the repeatable ``generic SPORT=N``; read them back with
+    :func:`match_counts`. ``default`` names the :class:`EngineKind` count a sport has when not
+    told; ``help_text`` is formatted with ``sport``, ``first_id`` and ``default``."""
+    defaults = {}
+    try:
+        kinds = engine_kinds()
+    except ConverterSetupError:  # a broken plugin: the command run reports it (exit 2)
+        kinds = {}
+    for kind in kinds.values():
+        defaults[kind.sport] = count = getattr(kind, default)
+        flag = f"--{kind.sport}"
+        if flag in parser._option_string_actions:  # a sport named like another flag
+            continue
+        parser.add_argument(
+            flag,
+            type=int,
+            default=None,
+            dest=f"matches_{kind.sport}",
+            metavar=kind.sport.upper(),
+            help=help_text.format(sport=kind.sport, first_id=kind.first_id, default=count),
+        )
+    if generic is not None:
+        parser.add_argument(
+            generic,
+            action="append",
+            default=[],
+            type=_sport_count,
+            dest="sport_matches",
+            metavar="SPORT=N",
+            help="N matches of SPORT (any sport, plugins too); repeatable",
+        )
+    parser.set_defaults(match_defaults=defaults)
+
+
+def match_counts(args: argparse.Namespace) -> dict[str, int]:
+    """The match counts of :func:`add_match_flags`' flags, defaults included."""
+    counts = dict(args.match_defaults)
+    counts.update(getattr(args, "sport_matches", ()))
+    for key, value in vars(args).items():
+        if key.startswith("matches_") and value is not None:
+            counts[key.removeprefix("matches_")] = value
+    return counts
+
+
+def _sport_count(text: str) -> tuple[str, int]:
+    sport, _, count = text.partition("=")
+    try:
+        return sport.strip(), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SPORT=N, got {text!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,8 +81,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "simulate",
         help="serve simulated Sportrix live scores on ws://HOST:PORT/v1/stream (or wss://)",
-        description="A Sportrix-compatible live-scores server with simulated soccer and "
-        "cricket matches and optional fault injection. See docs/simulator.md.",
+        description="A Sportrix-compatible live-scores server with simulated matches of "
+        "every registered sport and optional fault injection. See docs/simulator.md.",
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -32,8 +94,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a known but expired key (handshake answered 401); repeatable")  # fmt: skip
     add("--unscoped-key", action="append", default=[], metavar="KEY",
         help="a key without the live_scores_statistics scope (401); repeatable")  # fmt: skip
-    add("--soccer", type=int, default=20, help="soccer matches (ids from 41000; default 20)")
-    add("--cricket", type=int, default=10, help="cricket matches (ids from 90000; default 10)")
+    add_match_flags(parser)
     add("--seed", type=int, default=0, help="random seed: same seed, same matches")
     add("--speed", type=float, default=1.0, help="play at X times real time (default 1)")
     add("--update-rate", type=float, default=None, metavar="R",
@@ -73,8 +134,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         host=args.host,
         port=args.port,
         keys=keys,
-        soccer=args.soccer,
-        cricket=args.cricket,
+        matches=match_counts(args),
         seed=args.seed,
         speed=args.speed,
         update_rate=args.update_rate,

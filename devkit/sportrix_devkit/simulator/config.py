@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sportrix_devkit.simulator.engines import engine_kinds
+
 __all__ = [
-    "CRICKET_FIRST_ID",
     "DEMO_KEY",
     "MALFORMED_KINDS",
-    "SOCCER_FIRST_ID",
-    "SPORTS",
+    "MAX_MATCHES",
     "ApiKey",
     "SimulatorConfig",
 ]
 
-#: The sports the simulator plays.
-SPORTS = ("soccer", "cricket")
-#: Soccer match ids are ``41000``, ``41001``...; cricket ids ``90000``, ``90001``...
-SOCCER_FIRST_ID = 41_000
-CRICKET_FIRST_ID = 90_000
+#: The most matches of the sport with the highest first id (the others stop short of the
+#: next sport's first id).
+MAX_MATCHES = 10_000
 #: The key accepted (for every sport) when no key is configured.
 DEMO_KEY = "demo-key"
 #: The kinds of malformed frame the simulator can inject.
@@ -60,8 +59,8 @@ class SimulatorConfig:
     host: str = "127.0.0.1"
     port: int = 8765  # 0 picks a free port
     keys: list[ApiKey] = field(default_factory=list)  # empty: only DEMO_KEY, every sport
-    soccer: int = 20
-    cricket: int = 10
+    #: Matches per sport; a sport not named plays its engine's default count.
+    matches: dict[str, int] = field(default_factory=dict)
     seed: int = 0
     speed: float = 1.0
     update_rate: float | None = None  # frames/s per match; None: natural pace times speed
@@ -80,10 +79,7 @@ class SimulatorConfig:
     tls_client_ca: Path | None = None  # require client certificates signed by this CA
 
     def __post_init__(self) -> None:
-        if self.soccer < 0 or self.cricket < 0:
-            raise ValueError("match counts must not be negative")
-        if self.soccer > CRICKET_FIRST_ID - SOCCER_FIRST_ID or self.cricket > 10_000:
-            raise ValueError("at most 49000 soccer and 10000 cricket matches")
+        self.match_counts()  # raises ValueError for a bad count
         if self.speed <= 0 or (self.update_rate is not None and self.update_rate <= 0):
             raise ValueError("speed and update rate must be positive")
         if self.ping_interval <= 0 or self.max_subscriptions < 1 or self.history < 1:
@@ -97,3 +93,21 @@ class SimulatorConfig:
             raise ValueError(f"malformed kinds must be among {', '.join(MALFORMED_KINDS)}")
         if self.tls_cert is None and (self.tls_key or self.tls_client_ca):
             raise ValueError("--tls-key and --tls-client-ca need --tls-cert")
+
+    def match_counts(self) -> dict[str, int]:
+        """Matches per sport, for every sport the simulator can play (see
+        :func:`sportrix_devkit.simulator.engines.engine_kinds`); ``ValueError`` for an unknown
+        sport, a negative count, or so many matches that a sport's ids reach the next sport's."""
+        kinds = list(engine_kinds().values())
+        unknown = sorted(set(self.matches) - {kind.sport for kind in kinds})
+        if unknown:
+            known = ", ".join(kind.sport for kind in kinds)
+            raise ValueError(f"unknown sport {unknown[0]!r} (the simulator plays: {known})")
+        counts = {kind.sport: self.matches.get(kind.sport, kind.default_matches) for kind in kinds}
+        if any(count < 0 for count in counts.values()):
+            raise ValueError("match counts must not be negative")
+        limits = [after.first_id - kind.first_id for kind, after in itertools.pairwise(kinds)]
+        for kind, limit in zip(kinds, [*limits, MAX_MATCHES], strict=True):
+            if counts[kind.sport] > limit:
+                raise ValueError(f"at most {limit} {kind.sport} matches")
+        return counts

@@ -155,7 +155,7 @@ class Hub:
         self.feeds: dict[int, MatchFeed] = {
             engine.match_id: MatchFeed(engine, config.history)
             for engine in build_catalogue(
-                config.seed, config.soccer, config.cricket, wall_now, config.speed
+                config.seed, config.match_counts(), wall_now, config.speed
             )
         }
         self.sessions: set[Session] = set()

@@ -166,10 +166,9 @@ class Simulator:
         if not config.keys:
             log.warning("no API key configured: accepting the key %r for every sport", DEMO_KEY)
         log.info(
-            "simulator serving %s (%d soccer, %d cricket matches, seed %d)",
+            "simulator serving %s (%s matches, seed %d)",
             self.url,
-            config.soccer,
-            config.cricket,
+            ", ".join(f"{count} {sport}" for sport, count in config.match_counts().items()),
             config.seed,
         )
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import NotRequired
+from typing import Any, NotRequired
 
 from typing_extensions import TypedDict
 
 from ingester.convert.common import CommonData
 
-__all__ = ["Batsman", "Bowler", "Data", "Event", "Innings", "Over", "Score"]
+__all__ = [
+    "SAMPLE",
+    "Batsman",
+    "Bowler",
+    "Data",
+    "Event",
+    "Innings",
+    "Over",
+    "Score",
+    "headline",
+]
 
 
 class Score(TypedDict):
@@ -79,3 +89,38 @@ class Data(CommonData):
     bowler: NotRequired[Bowler | None]
     scorecard: list[Innings]
     last_event: NotRequired[Event | None]
+
+
+#: The protocol's example ``data`` (``sportrix-protocol.md``), verbatim.
+SAMPLE: dict[str, Any] = {
+    "match_id": 90211, "sport": "cricket", "competition": "ODI Series", "format": "ODI",
+    "home": "India", "away": "Australia", "status": "live",
+    "start_time": "2026-11-28T08:30:00Z", "seq": 77,
+    "updated_at": "2026-11-28T14:00:00.120Z",
+    "batting": "India", "bowling": "Australia", "innings": 1,
+    "score": {"runs": 154, "wickets": 3, "overs": "27.4"}, "target": None,
+    "over": {"number": 28, "balls": ["1", "4", "W", "0"]},
+    "batsmen": [
+        {"name": "V. Kohli", "runs": 61, "balls": 58, "fours": 6, "sixes": 1,
+         "on_strike": True},
+        {"name": "S. Iyer", "runs": 12, "balls": 20, "fours": 1, "sixes": 0,
+         "on_strike": False},
+    ],
+    "bowler": {"name": "P. Cummins", "overs": "5.4", "maidens": 0, "runs": 31, "wickets": 1},
+    "scorecard": [
+        {"innings": 1, "team": "India", "runs": 154, "wickets": 3, "overs": "27.4",
+         "declared": False},
+    ],
+    "last_event": {"type": "four", "label": "FOUR! Kohli drives through cover"},
+}  # fmt: skip
+
+
+def headline(r: dict[str, Any]) -> str:
+    """``India 154/3 (27.4) - FOUR! Kohli drives through cover`` for a decoded record."""
+    score = r.get("score") or {}
+    event = (r.get("last_event") or {}).get("label") or r.get("status", "")
+    batting = r.get("batting") or r["home"]
+    return (
+        f"{batting} {score.get('runs', 0)}/{score.get('wickets', 0)} "
+        f"({score.get('overs', '0.0')}) - {event}"
+    )

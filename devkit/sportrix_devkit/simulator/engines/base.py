@@ -11,9 +11,12 @@ from __future__ import annotations
 import random
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
-__all__ = ["MatchEngine", "MatchInfo", "iso_millis", "iso_seconds"]
+__all__ = ["MatchEngine", "MatchInfo", "draw_match", "iso_millis", "iso_seconds"]
+
+T = TypeVar("T")
 
 _last_stamp: tuple[float, str] = (-1.0, "")
 
@@ -48,6 +51,18 @@ class MatchInfo:
         self.home = home
         self.away = away
         self.start_time = start_time
+
+
+def draw_match(
+    seed: int, match_id: int, now: float, competitions: Sequence[tuple[str, T, Sequence[str]]]
+) -> tuple[MatchInfo, random.Random, T]:
+    """Match ``match_id`` of the catalogue of ``seed``: its facts (a competition of
+    ``competitions``, ``(name, detail, teams)``, and two of its teams), the match's own random
+    generator, and the competition's detail (a format, whether it is a knockout...)."""
+    rng = random.Random(f"{seed}:{match_id}")
+    competition, detail, teams = rng.choice(competitions)
+    home, away = rng.sample(list(teams), 2)
+    return MatchInfo(match_id, competition, home, away, now), rng, detail
 
 
 class MatchEngine(ABC):

@@ -13,10 +13,19 @@ import itertools
 import random
 from typing import Any
 
-from sportrix_devkit.simulator.engines.base import MatchEngine, MatchInfo
+from sportrix_devkit.simulator.engines.base import MatchEngine, MatchInfo, draw_match
 from sportrix_devkit.simulator.engines.soccer import squad
 
-__all__ = ["FORMAT_OVERS", "CricketEngine"]
+__all__ = ["BENCH_MATCHES", "DEFAULT_MATCHES", "FIRST_ID", "FORMAT_OVERS", "CricketEngine", "make"]
+
+#: Match ids are ``90000``, ``90001``...
+FIRST_ID = 90_000
+#: Matches the benchmark plays when not told (``sportrix-ingester bench``).
+BENCH_MATCHES = 200
+#: Matches the demo follows when not told (``sportrix-ingester demo``).
+DEMO_MATCHES = 2
+#: Matches played when the command line does not say.
+DEFAULT_MATCHES = 10
 
 #: Overs per innings for limited-overs formats (``Test`` has no limit).
 FORMAT_OVERS = {"T20": 20, "ODI": 50, "Other": 10}
@@ -399,3 +408,24 @@ class CricketEngine(MatchEngine):
 
 def _overs(balls: int) -> str:
     return f"{balls // 6}.{balls % 6}"
+
+
+# (competition, format, teams)
+_COMPETITIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("IPL", "T20", ("Mumbai Indians", "Chennai Super Kings", "Royal Challengers",
+                    "Kolkata Knight Riders", "Rajasthan Royals", "Delhi Capitals")),
+    ("ODI Series", "ODI", ("India", "Australia", "England", "Pakistan", "South Africa",
+                           "New Zealand")),
+    ("Test Series", "Test", ("India", "Australia", "England", "Sri Lanka", "West Indies",
+                             "Bangladesh")),
+    ("T20 World Cup", "T20", ("Afghanistan", "Ireland", "Netherlands", "Scotland", "Zimbabwe",
+                              "Nepal")),
+    ("European Cricket League", "Other", ("Spain", "Italy", "Germany", "France", "Austria",
+                                          "Romania")),
+)  # fmt: skip
+
+
+def make(seed: int, match_id: int, now: float) -> CricketEngine:
+    """Match ``match_id`` of the catalogue of ``seed``."""
+    info, rng, fmt = draw_match(seed, match_id, now, _COMPETITIONS)
+    return CricketEngine(info, rng, fmt=fmt)

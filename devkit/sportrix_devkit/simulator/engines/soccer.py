@@ -13,9 +13,27 @@ import random
 from collections.abc import Callable
 from typing import Any, Literal
 
-from sportrix_devkit.simulator.engines.base import MatchEngine, MatchInfo
+from sportrix_devkit.simulator.engines.base import MatchEngine, MatchInfo, draw_match
 
-__all__ = ["PERIODS", "SoccerEngine", "squad"]
+__all__ = [
+    "BENCH_MATCHES",
+    "DEFAULT_MATCHES",
+    "DEMO_MATCHES",
+    "FIRST_ID",
+    "PERIODS",
+    "SoccerEngine",
+    "make",
+    "squad",
+]
+
+#: Match ids are ``41000``, ``41001``...
+FIRST_ID = 41_000
+#: Matches the benchmark plays when not told (``sportrix-ingester bench``).
+BENCH_MATCHES = 800
+#: Matches the demo follows when not told (``sportrix-ingester demo``).
+DEMO_MATCHES = 3
+#: Matches played when the command line does not say.
+DEFAULT_MATCHES = 20
 
 #: Clock periods in the order a match moves through them.
 PERIODS = ("1H", "HT", "2H", "ET1", "ET2", "PEN", "FT")
@@ -423,3 +441,26 @@ _INCIDENTS: tuple[tuple[float, Callable[[SoccerEngine, Side], None]], ...] = (
     (_P_OWN_GOAL, SoccerEngine._own_goal),
 )
 _P_ANY_INCIDENT = sum(probability for probability, _ in _INCIDENTS)
+
+
+# (competition, knockout, teams)
+_COMPETITIONS: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
+    ("Premier League", False, ("Arsenal", "Chelsea", "Liverpool", "Manchester City",
+                               "Manchester United", "Tottenham", "Newcastle", "Aston Villa")),
+    ("La Liga", False, ("Real Madrid", "Barcelona", "Atletico Madrid", "Sevilla",
+                        "Real Sociedad", "Villarreal", "Valencia", "Athletic Club")),
+    ("Serie A", False, ("Inter", "Milan", "Juventus", "Napoli", "Roma", "Lazio", "Atalanta",
+                        "Fiorentina")),
+    ("Bundesliga", False, ("Bayern Munich", "Dortmund", "Leverkusen", "Leipzig", "Stuttgart",
+                           "Frankfurt", "Wolfsburg", "Freiburg")),
+    ("FA Cup", True, ("Brighton", "West Ham", "Everton", "Fulham", "Brentford", "Wolves",
+                      "Crystal Palace", "Bournemouth")),
+    ("Champions League", True, ("PSG", "Benfica", "Porto", "Ajax", "Celtic", "Salzburg",
+                                "Feyenoord", "Club Brugge")),
+)  # fmt: skip
+
+
+def make(seed: int, match_id: int, now: float) -> SoccerEngine:
+    """Match ``match_id`` of the catalogue of ``seed``."""
+    info, rng, knockout = draw_match(seed, match_id, now, _COMPETITIONS)
+    return SoccerEngine(info, rng, extra_time=knockout)

@@ -11,7 +11,8 @@ a miss.
 It is an optimisation only, for sports the writer validates (see
 :attr:`ingester.convert.common.SportConverter.writer_validates`). It returns ``None`` for
 anything that is not a plain data frame of such a sport, and the pipeline decodes a frame
-again with ``decode_frame`` whenever the writer refuses what it gave, so every error and
+again with ``decode_frame`` whenever the writer refuses what it gave (see
+:meth:`ingester.codecs.Codecs.fast_record`), so every error and
 every record is the same as without it (one documented case aside: ``docs/schemas.md``,
 *the lazy way*). msgspec does not check what it skips (UTF-8, number ranges), so a frame
 with a top-level field the sport does not declare, which ``orjson`` would check and the
