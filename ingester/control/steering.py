@@ -41,7 +41,8 @@ class Steering:
         self._book = book
         self._execute = execute
         self._buffer = buffer
-        self._metrics = metrics
+        self._refusals = metrics.capacity_refusals
+        self._retired = metrics.retired_matches
         self._stopping = False
         self._background: set[asyncio.Task[None]] = set()
 
@@ -57,7 +58,7 @@ class Steering:
             if isinstance(change, Follow):
                 actions = self._book.follow(change.match_id)
                 if self._book.is_waiting(change.match_id):
-                    self._metrics.capacity_refusals.inc()
+                    self._refusals.inc()
                     log.warning(
                         "match %d held back: this instance follows INGESTER_MAX_MATCHES=%d",
                         change.match_id,
@@ -94,7 +95,7 @@ class Steering:
             match.status if match else "over",
             settings.retire_after,
         )
-        self._metrics.retired_matches.inc()
+        self._retired.inc()
         key, value = encode_command("remove", match_id)
         record = OutRecord(
             topic=settings.config_topic,

@@ -33,8 +33,8 @@ class Health:
         gauges: Sequence[Callable[[], None]],
         sections: Mapping[str, Callable[[], Any]],
     ) -> None:
-        self._metrics = metrics
-        self._instance_id = instance_id
+        self._identity = {"instance_id": instance_id, "version": __version__}
+        self._ready = metrics.ready
         self.liveness = liveness
         self._checks = checks
         self._gauges = gauges
@@ -48,17 +48,12 @@ class Health:
         """Bring every gauge, the readiness one included, up to date."""
         for update in self._gauges:
             update()
-        self._metrics.ready.set(0 if self.readiness() else 1)
+        self._ready.set(0 if self.readiness() else 1)
 
     def status(self) -> dict[str, Any]:
         """The JSON document of ``/status``."""
         problems = self.readiness()
-        document: dict[str, Any] = {
-            "instance_id": self._instance_id,
-            "version": __version__,
-            "ready": not problems,
-            "problems": problems,
-        }
+        document: dict[str, Any] = {**self._identity, "ready": not problems, "problems": problems}
         for name, read in self._sections.items():
             document[name] = read()
         return document
