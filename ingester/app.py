@@ -1,8 +1,10 @@
-"""``sportrix-ingester run``: the daemon, wiring every stage together.
+"""``sportrix-ingester run``: the daemon; wiring every stage together, and its lifecycle.
 
-upstream sessions → :class:`FrameProcessor` (decode, validate, convert, encode) →
-:class:`RecordBuffer` → :class:`KafkaSink`, steered by the :class:`ConfigConsumer` (which
-matches this replica follows) and watched through the :class:`OpsServer`.
+upstream sessions → :class:`RecordFeed` (the :class:`FrameProcessor`: decode, validate,
+convert, encode) → :class:`RecordBuffer` → :class:`KafkaSink`, steered by the
+:class:`ConfigConsumer` through :class:`Steering` (which matches this replica follows) and
+watched through :class:`Health` and the :class:`OpsServer`. Nothing here decides what a
+component does: it builds them, starts them in order and stops them in order.
 """
 
 from __future__ import annotations
