@@ -1,8 +1,10 @@
-"""``sportrix-ingester run``: the daemon, wiring every stage together.
+"""``sportrix-ingester run``: the daemon; wiring every stage together, and its lifecycle.
 
-upstream sessions → :class:`FrameProcessor` (decode, validate, convert, encode) →
-:class:`RecordBuffer` → :class:`KafkaSink`, steered by the :class:`ConfigConsumer` (which
-matches this replica follows) and watched through the :class:`OpsServer`.
+upstream sessions → :class:`RecordFeed` (the :class:`FrameProcessor`: decode, validate,
+convert, encode) → :class:`RecordBuffer` → :class:`KafkaSink`, steered by the
+:class:`ConfigConsumer` through :class:`Steering` (which matches this replica follows) and
+watched through :class:`Health` and the :class:`OpsServer`. Nothing here decides what a
+component does: it builds them, starts them in order and stops them in order.
 """
 
 from __future__ import annotations
@@ -17,29 +19,30 @@ import sys
 import time
 from typing import Any
 
-import aiokafka.codec
 import uvloop
 from aiokafka import AIOKafkaProducer
 
 from ingester import __version__
 from ingester.codecs import build_codecs, classify_error
-from ingester.control.assignment import Change, Follow
-from ingester.control.commands import encode_command
 from ingester.control.consumer import ConfigConsumer
+from ingester.control.steering import Steering
 from ingester.control.topics import TopicError, ensure_topics
+from ingester.observe.health import Health
 from ingester.observe.http import OpsServer
 from ingester.observe.logs import SecretScrubber, configure_logging
 from ingester.observe.metrics import Metrics
-from ingester.pipeline import FrameProcessor, OutRecord
+from ingester.pipeline import FrameProcessor
 from ingester.produce.buffer import RecordBuffer
 from ingester.produce.compression import apply_compression_level
+from ingester.produce.feed import RecordFeed
 from ingester.produce.kafka_client import client_kwargs
 from ingester.produce.sink import KafkaSink
-from ingester.settings import ConfigError, Settings, add_setting_flags, load_settings
+from ingester.settings import Settings, add_setting_flags, load_settings
 from ingester.supervisor import Fatal, Supervisor
 from ingester.upstream.pool import UpstreamPool
-from ingester.upstream.session import redact_url
+from ingester.upstream.session import SessionConfig, redact_url
 from ingester.upstream.subscriptions import SubscriptionBook
+from ingester.upstream.transport import UpstreamTransport
 
 __all__ = ["Daemon", "register"]
 
@@ -53,13 +56,12 @@ class Daemon:
 
     def __init__(self, settings: Settings, scrubber: SecretScrubber) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = metrics = Metrics()
         self._scrubber = scrubber
-        _check_codec(settings.compression)
         self._compression_level = apply_compression_level(
             settings.compression, settings.compression_level
         )
-        self.book = SubscriptionBook(
+        self.book = book = SubscriptionBook(
             per_connection=settings.subscriptions_per_connection,
             max_matches=settings.max_matches,
             refused_retry=settings.refused_retry,
@@ -67,49 +69,58 @@ class Daemon:
             subscribe_timeout=settings.subscribe_timeout,
         )
         self.buffer = RecordBuffer(settings.buffer_records)
-        self.metrics.buffer_capacity.set(settings.buffer_records)
+        metrics.buffer_capacity.set(settings.buffer_records)
         self._codecs, self._prepare_codecs = build_codecs(settings)
-        self.metrics.prime_sports(self._codecs)
+        metrics.prime_sports(self._codecs)
         self.processor = FrameProcessor(
-            self.book,
+            book,
             self._codecs,
             classify_error,
-            self.metrics,
+            metrics,
             topic=settings.topic,
             dlq_topic=settings.dlq_topic,
             instance_id=settings.instance_id,
         )
-        self.pool = UpstreamPool(
+        transport = UpstreamTransport(settings)  # a bad TLS or proxy setting stops start-up
+        scrubber.add_url(transport.proxy)  # proxy credentials
+        sessions = SessionConfig(
             settings,
-            self.book,
-            self.processor,
-            self.buffer,
-            self.metrics,
-            on_retire=self._retire,
-            read_key=self._read_api_key,
+            transport,
+            RecordFeed(self.processor, self.buffer),
+            metrics,
+            self._read_api_key,
         )
-        scrubber.add_url(self.pool.transport.proxy)  # proxy credentials
-        self.sink = KafkaSink(self.buffer, self.metrics, self._new_producer)
+        self.pool = UpstreamPool(book, sessions, on_retire=self._retire)
+        self.steering = Steering(settings, book, self.pool.execute, self.buffer, metrics)
+        self.sink = KafkaSink(self.buffer, metrics, self._new_producer)
         self.config = ConfigConsumer(
             self._kafka_kwargs,
             topic=settings.config_topic,
             group_id=settings.group_id,
             session_timeout_ms=settings.session_timeout_ms,
-            metrics=self.metrics,
-            apply=self._apply_changes,
-            hand_over=self._hand_over,
+            metrics=metrics,
+            apply=self.steering.apply,
+            hand_over=self.steering.hand_over,
         )
-        self.http = OpsServer(
-            self.metrics,
-            self._liveness,
-            self._readiness,
-            self._status,
-            self._refresh,
-            scrub=scrubber.scrub,
+        self.health = Health(
+            metrics,
+            settings.instance_id,
+            liveness=self._liveness,
+            checks=(self._starting, self.sink.problems, self.config.problems, self.pool.problems),
+            gauges=(
+                self.processor.publish_counts,
+                self.pool.publish_gauges,
+                self.sink.publish_gauges,
+            ),
+            sections={
+                "owned_partitions": lambda: self.config.assignment.partitions,
+                "connections": self.pool.describe,
+                "buffered_records": lambda: self.buffer.unacknowledged,
+                "matches": self.pool.describe_matches,
+            },
         )
+        self.http = OpsServer(metrics, self.health, scrubber.scrub)
         self._started = False
-        self._stopping = False
-        self._background: set[asyncio.Task[None]] = set()
 
     def _new_producer(self) -> AIOKafkaProducer:
         settings = self.settings
@@ -138,118 +149,14 @@ class Daemon:
         self._scrubber.add(key)
         return key
 
-    # -- control plane ---------------------------------------------------------------
-
-    def _apply_changes(self, changes: list[Change]) -> None:
-        if self._stopping:  # reading has stopped for good; the group is being left
-            return
-        for change in changes:
-            if isinstance(change, Follow):
-                actions = self.book.follow(change.match_id)
-                if self.book.is_waiting(change.match_id):
-                    self.metrics.capacity_refusals.inc()
-                    log.warning(
-                        "match %d held back: this instance follows INGESTER_MAX_MATCHES=%d",
-                        change.match_id,
-                        self.settings.max_matches,
-                    )
-            else:
-                actions = self.book.unfollow(change.match_id)
-            self.pool.execute(actions)
-
-    async def _hand_over(self) -> None:
-        """Wait (at most a quarter of the session timeout) until every record received so
-        far is in Kafka: the matches just given up get a new owner only after this, so its
-        first record lands after our last one. The group waits for this replica up to the
-        rebalance timeout (the session timeout); a quarter leaves room for noticing the
-        rebalance (one heartbeat) and rejoining."""
-        limit = self.settings.session_timeout_ms / 4000
-        try:
-            async with asyncio.timeout(limit):
-                await self.buffer.acknowledged(self.buffer.put_count)
-        except TimeoutError:
-            log.warning(
-                "matches handed over with %d records not yet acknowledged by Kafka (waited %.1fs)",
-                self.buffer.unacknowledged,
-                limit,
-            )
-
     def _retire(self, match_id: int) -> None:
-        """Write the ``remove`` command of a match that has been over for the grace period."""
-        match = self.book.get(match_id)
-        log.info(
-            "match %d retired: %s for %.0fs",
-            match_id,
-            match.status if match else "over",
-            self.settings.retire_after,
-        )
-        self.metrics.retired_matches.inc()
-        key, value = encode_command("remove", match_id)
-        record = OutRecord(
-            topic=self.settings.config_topic,
-            key=key,
-            value=value,
-            headers=[("producer", self.settings.instance_id.encode())],
-            received_at=time.time(),
-        )
-        task = asyncio.create_task(self.buffer.put(record))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    # -- health ----------------------------------------------------------------------
+        self.steering.retire(match_id)  # the pool exists before the steering it feeds
 
     def _liveness(self) -> list[str]:
         return [f"component {name} is not running" for name in self._supervisor.dead()]
 
-    def _readiness(self) -> list[str]:
-        problems: list[str] = []
-        if not self._started:
-            problems.append("starting: checking topics and schemas")
-        if not self.sink.connected:
-            problems.append(f"Kafka producer not connected: {self.sink.last_error or 'starting'}")
-        elif self.sink.stalled:
-            problems.append(f"Kafka has not acknowledged for {self.sink.waiting_for():.0f}s")
-        if not self.config.replayed:
-            problems.append(self.config.not_replayed_reason())
-        if self.pool.auth_rejected:
-            problems.append("upstream rejected the API key")
-        elif len(self.book) and not self.pool.all_connected:
-            states = self.pool.states()
-            failure = self.pool.last_failure
-            problems.append(
-                f"upstream not connected ({states['connected']} of {sum(states.values())} "
-                f"connections up{f'; last failure: {failure}' if failure else ''})"
-            )
-        return problems
-
-    def _refresh(self) -> None:
-        """Bring the gauges and the frame counts up to date (each tick and before each
-        scrape)."""
-        metrics = self.metrics
-        self.processor.publish_counts()
-        for state, count in self.book.counts().items():
-            if state != "waiting":
-                metrics.subscriptions.labels(state=state).set(count)
-        for state, count in self.pool.states().items():
-            metrics.upstream_connections.labels(state=state).set(count)
-        metrics.buffered_records.set(self.buffer.unacknowledged)
-        oldest = self.book.oldest_active_frame()
-        metrics.last_frame_age.set(0.0 if oldest is None else time.monotonic() - oldest)
-        metrics.ready.set(0 if self._readiness() else 1)
-
-    def _status(self) -> dict[str, Any]:
-        now = time.monotonic()
-        matches = sorted(self.book.matches(), key=lambda m: m.match_id)
-        return {
-            "instance_id": self.settings.instance_id,
-            "version": __version__,
-            "ready": not self._readiness(),
-            "problems": self._readiness(),
-            "owned_partitions": self.config.assignment.partitions,
-            "connections": self.pool.describe(),
-            "buffered_records": self.buffer.unacknowledged,
-            "matches": [m.as_status(now) for m in matches],
-        }
+    def _starting(self) -> list[str]:
+        return [] if self._started else ["starting: checking topics and schemas"]
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -257,7 +164,7 @@ class Daemon:
         while True:
             await asyncio.sleep(_TICK_SECONDS)
             self.pool.execute(self.book.tick(time.monotonic()))
-            self._refresh()
+            self.health.refresh()
 
     async def _prepare(self) -> None:
         """Check topics and schemas, retrying until Kafka answers; then start the data path."""
@@ -316,7 +223,7 @@ class Daemon:
     async def _shutdown(self) -> int:
         """Stop reading, flush, and only then leave the group: the replicas that take this
         one's matches over start after its last record is in Kafka (or the flush timed out)."""
-        self._stopping = True
+        self.steering.stop()
         await self._supervisor.stop("ticker", "prepare")
         await self.pool.stop()  # a record waiting for room is queued all the same
         log.info("stopping: no more reading; flushing %d records", self.buffer.unacknowledged)
@@ -341,13 +248,6 @@ class Daemon:
         return 0
 
 
-def _check_codec(name: str) -> None:
-    """Refuse to start with a compression codec whose library is not installed."""
-    available = getattr(aiokafka.codec, f"has_{name}", lambda: True)()
-    if not available:
-        raise ConfigError(f"invalid setting INGESTER_COMPRESSION: no library for {name}")
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``run`` sub-command."""
     parser = subparsers.add_parser(
@@ -361,8 +261,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args)
-    if settings.api_key is None and settings.api_key_file is None:
-        raise ConfigError("missing setting SPORTRIX_API_KEY (or SPORTRIX_API_KEY_FILE)")
+    settings.check_run()
     scrubber = SecretScrubber()
     scrubber.add(settings.api_key.get_secret_value() if settings.api_key else None)
     with contextlib.suppress(OSError):
@@ -371,38 +270,8 @@ def _run(args: argparse.Namespace) -> int:
         scrubber.add(settings.read_sasl_password())
     scrubber.add_url(settings.schema_registry_url)
     configure_logging(settings.log_level, settings.log_format, scrubber)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_LibraryRepeats())
     daemon = Daemon(settings, scrubber)
     if settings.event_loop == "asyncio":
         return asyncio.run(daemon.run())
     # uvloop: the same asyncio API on libuv; ~10 % less CPU per frame (docs/benchmarks.md).
     return uvloop.run(daemon.run())
-
-
-class _LibraryRepeats(logging.Filter):
-    """Lets an aiokafka message through once per ``window`` seconds, not once per retry.
-
-    While a broker is down, aiokafka logs "Unable connect to node ..." and "Unable to update
-    metadata ..." in a loop with no backoff (thousands of lines a second); with a wrong
-    password or an untrusted CA it logs the same refusal on every attempt. The first line
-    names the cause; its repeats say nothing new.
-    """
-
-    def __init__(self, window: float = 300.0) -> None:
-        super().__init__()
-        self._window = window
-        self._last: dict[tuple[str, int, str], float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("aiokafka"):
-            return True
-        key = (record.name, record.levelno, record.getMessage())
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self._window:
-            return False
-        if len(self._last) > 1000:
-            self._last.clear()
-        self._last[key] = now
-        return True

@@ -226,6 +226,18 @@ class Settings(BaseSettings):
         """``KAFKA_BOOTSTRAP_SERVERS`` as a list."""
         return self.kafka_bootstrap_servers.split(",")
 
+    def check_run(self) -> None:
+        """What only ``run`` needs: a key, and the library of the compression codec; raises
+        :class:`ConfigError` naming the setting."""
+        import aiokafka.codec  # the client library, only for the daemon
+
+        if self.api_key is None and self.api_key_file is None:
+            raise ConfigError("missing setting SPORTRIX_API_KEY (or SPORTRIX_API_KEY_FILE)")
+        if not getattr(aiokafka.codec, f"has_{self.compression}", lambda: True)():
+            raise ConfigError(
+                f"invalid setting INGESTER_COMPRESSION: no library for {self.compression}"
+            )
+
     def read_api_key(self) -> str | None:
         """The API key now: the file is re-read on every call, so a rotated Secret is seen."""
         if self.api_key_file is not None:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka.errors import KafkaConnectionError
 
-from ingester.upstream.backoff import Backoff
+from ingester.core.backoff import Backoff
 
 __all__ = ["Fatal", "Supervisor"]
 

@@ -103,6 +103,16 @@ def test_run_without_a_key_exits_2_naming_it() -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_run_refuses_a_compression_codec_whose_library_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("aiokafka.codec.has_snappy", lambda: False)
+    settings = load_settings(api_key="k" * 16, compression="snappy")
+    with pytest.raises(ConfigError, match=r"^invalid setting INGESTER_COMPRESSION: no library for"):
+        settings.check_run()
+    load_settings(api_key="k" * 16, compression="lz4").check_run()
+
+
 def test_the_api_key_file_is_read_each_time(tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     key_file.write_text("first\n")

@@ -93,6 +93,10 @@ class ConfigConsumer:
         """True once the group was joined and every assigned partition was replayed."""
         return self.joined and not self._pending and self.assignment.replayed
 
+    def problems(self) -> list[str]:
+        """What keeps the control plane from being ready (empty when it is)."""
+        return [] if self.replayed else [self.not_replayed_reason()]
+
     def not_replayed_reason(self) -> str:
         """Why :attr:`replayed` is false (a readiness problem)."""
         if self._pending and self._set_up_error:

@@ -9,35 +9,24 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ingester.observe.health import Health
 from ingester.observe.metrics import Metrics
 
 __all__ = ["OpsServer"]
 
 
 class OpsServer:
-    """Serves the daemon's health and metrics.
+    """Serves the daemon's :class:`Health` and metrics.
 
-    ``liveness`` and ``readiness`` return a list of problems (empty when fine); ``status``
-    returns the JSON document of ``/status``. All three are called per request, and their
-    text goes out through ``scrub`` (the logs' secret scrubber): a problem quoting an
-    error message never shows a secret.
+    ``health`` is asked per request (its gauges refreshed first), and every answer goes out
+    through ``scrub`` (the logs' secret scrubber): a problem quoting an error message never
+    shows a secret.
     """
 
-    def __init__(
-        self,
-        metrics: Metrics,
-        liveness: Callable[[], list[str]],
-        readiness: Callable[[], list[str]],
-        status: Callable[[], dict[str, Any]],
-        refresh: Callable[[], None],
-        scrub: Callable[[str], str],
-    ) -> None:
+    def __init__(self, metrics: Metrics, health: Health, scrub: Callable[[str], str]) -> None:
         self._metrics = metrics
+        self._health = health
         self._scrub = scrub
-        self._liveness = liveness
-        self._readiness = readiness
-        self._status = status
-        self._refresh = refresh
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -65,20 +54,20 @@ class OpsServer:
             await self._runner.cleanup()
 
     async def _get_metrics(self, _: web.Request) -> web.Response:
-        self._refresh()
+        self._health.refresh()
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _get_healthz(self, _: web.Request) -> web.Response:
-        return self._verdict(self._liveness(), "alive")
+        return self._verdict(self._health.liveness(), "alive")
 
     async def _get_readyz(self, _: web.Request) -> web.Response:
-        self._refresh()
-        return self._verdict(self._readiness(), "ready")
+        self._health.refresh()
+        return self._verdict(self._health.readiness(), "ready")
 
     async def _get_status(self, _: web.Request) -> web.Response:
-        self._refresh()
-        return self._json(self._status())
+        self._health.refresh()
+        return self._json(self._health.status())
 
     def _verdict(self, problems: list[str], word: str) -> web.Response:
         if problems:

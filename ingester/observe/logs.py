@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from base64 import b64encode
 from datetime import UTC, datetime
 from typing import Literal
@@ -86,13 +87,43 @@ def configure_logging(
     log_format: Literal["auto", "json", "text"],
     scrubber: SecretScrubber,
 ) -> None:
-    """Send every logger's records to stderr through one scrubbing formatter."""
+    """Send every logger's records to stderr through one scrubbing formatter, an aiokafka
+    message's repeats held back (:class:`_LibraryRepeats`)."""
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter(scrubber) if use_json else _TextFormatter(scrubber))
+    handler.addFilter(_LibraryRepeats())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library chatter at INFO is noise for operators; their warnings still show.
     for name in ("aiokafka", "websockets"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+
+
+class _LibraryRepeats(logging.Filter):
+    """Lets an aiokafka message through once per ``window`` seconds, not once per retry.
+
+    While a broker is down, aiokafka logs "Unable connect to node ..." and "Unable to update
+    metadata ..." in a loop with no backoff (thousands of lines a second); with a wrong
+    password or an untrusted CA it logs the same refusal on every attempt. The first line
+    names the cause; its repeats say nothing new.
+    """
+
+    def __init__(self, window: float = 300.0) -> None:
+        super().__init__()
+        self._window = window
+        self._last: dict[tuple[str, int, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka"):
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._window:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        return True

@@ -33,139 +33,120 @@ ERROR_CODES = (
 )
 
 
+#: Each family (its name after the prefix) and its help text, the ``# HELP`` line of
+#: ``/metrics``.
+_HELP = {
+    "upstream_connections": "Upstream connections by state.",
+    "upstream_reconnects": "Upstream reconnects by reason.",
+    "frames": "Upstream frames received, by sport and op.",
+    "error_frames": "Upstream error frames by code.",
+    "unanswered_subscribes": (
+        "Subscribes with no snapshot and no error after INGESTER_SUBSCRIBE_TIMEOUT."
+    ),
+    "subscriptions": "Followed matches by subscription state.",
+    "records_produced": "Records acknowledged by Kafka, by sport.",
+    "produce_errors": "Failed produce attempts, by error.",
+    "records_dropped": (
+        "Records Kafka refused for good (too large alone, corrupt), by error; not retried."
+    ),
+    "dlq_records": "Frames sent to the dead-letter topic, by stage.",
+    "lag_seconds": "Kafka acknowledgement time minus the frame's updated_at.",
+    "produce_latency_seconds": "Kafka acknowledgement time minus the frame's receive time.",
+    "buffered_records": "Records received and not yet acknowledged.",
+    "buffer_capacity_records": "Capacity of the record buffer.",
+    "upstream_paused": "1 while reading from the upstream is paused because the buffer is full.",
+    "seq_gaps": "Sequence gaps detected, by sport.",
+    "out_of_order_frames": "Update frames whose seq is not above the last produced one, by sport.",
+    "skipped_frames": "Frames skipped by reason (unknown_op, not_followed).",
+    "last_frame_age_seconds": 'Age of the oldest "last frame" among active matches.',
+    "config_commands": "Config-topic commands, by result.",
+    "config_rejections": "Rejected config-topic commands, by reason.",
+    "config_reasserts": (
+        "Config commands written again so that compaction keeps them over a record on top."
+    ),
+    "config_lag_records": "Config-topic records not yet applied.",
+    "capacity_refusals": (
+        "Matches refused because the instance follows INGESTER_MAX_MATCHES already."
+    ),
+    "retired_matches": "Finished matches removed from the config topic.",
+    "producer_rebuilds": "Kafka producers rebuilt after a fatal error.",
+    "owned_config_partitions": "Config-topic partitions assigned here.",
+    "ready": "1 when /readyz answers 200.",
+    "build_info": "Always 1; the version label names the build.",
+}
+
+
+#: The label names of each family that has any.
+_LABELS: dict[str, tuple[str, ...]] = {
+    "upstream_connections": ("state",),
+    "upstream_reconnects": ("reason",),
+    "frames": ("sport", "op"),
+    "error_frames": ("code",),
+    "subscriptions": ("state",),
+    "records_produced": ("sport",),
+    "produce_errors": ("error",),
+    "records_dropped": ("error",),
+    "dlq_records": ("stage",),
+    "lag_seconds": ("sport",),
+    "seq_gaps": ("sport",),
+    "out_of_order_frames": ("sport",),
+    "skipped_frames": ("reason",),
+    "config_commands": ("result",),
+    "config_rejections": ("reason",),
+    "build_info": ("version",),
+}
+
+
 class Metrics:
     """Every metric the daemon exports, registered in :attr:`registry`."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        p = _PREFIX
-        self.upstream_connections = Gauge(
-            p + "upstream_connections", "Upstream connections by state.", ["state"], registry=r
-        )
-        self.upstream_reconnects = Counter(
-            p + "upstream_reconnects", "Upstream reconnects by reason.", ["reason"], registry=r
-        )
-        self.frames = Counter(
-            p + "frames", "Upstream frames received, by sport and op.", ["sport", "op"], registry=r
-        )
-        self.error_frames = Counter(
-            p + "error_frames", "Upstream error frames by code.", ["code"], registry=r
-        )
-        self.unanswered_subscribes = Counter(
-            p + "unanswered_subscribes",
-            "Subscribes with no snapshot and no error after INGESTER_SUBSCRIBE_TIMEOUT.",
-            registry=r,
-        )
-        self.subscriptions = Gauge(
-            p + "subscriptions", "Followed matches by subscription state.", ["state"], registry=r
-        )
-        self.records_produced = Counter(
-            p + "records_produced",
-            "Records acknowledged by Kafka, by sport.",
-            ["sport"],
-            registry=r,
-        )
-        self.produce_errors = Counter(
-            p + "produce_errors", "Failed produce attempts, by error.", ["error"], registry=r
-        )
-        self.records_dropped = Counter(
-            p + "records_dropped",
-            "Records Kafka refused for good (too large alone, corrupt), by error; not retried.",
-            ["error"],
-            registry=r,
-        )
-        self.dlq_records = Counter(
-            p + "dlq_records",
-            "Frames sent to the dead-letter topic, by stage.",
-            ["stage"],
-            registry=r,
-        )
+        counter, gauge, histogram = self._counter, self._gauge, self._histogram
+        self.upstream_connections = gauge("upstream_connections")
+        self.upstream_reconnects = counter("upstream_reconnects")
+        self.frames = counter("frames")
+        self.error_frames = counter("error_frames")
+        self.unanswered_subscribes = counter("unanswered_subscribes")
+        self.subscriptions = gauge("subscriptions")
+        self.records_produced = counter("records_produced")
+        self.produce_errors = counter("produce_errors")
+        self.records_dropped = counter("records_dropped")
+        self.dlq_records = counter("dlq_records")
         # Observed a batch at a time by the sink (see ingester.observe.histogram).
-        self.lag = BatchHistogram(
-            p + "lag_seconds",
-            "Kafka acknowledgement time minus the frame's updated_at.",
-            ["sport"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.produce_latency = BatchHistogram(
-            p + "produce_latency_seconds",
-            "Kafka acknowledgement time minus the frame's receive time.",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.buffered_records = Gauge(
-            p + "buffered_records", "Records received and not yet acknowledged.", registry=r
-        )
-        self.buffer_capacity = Gauge(
-            p + "buffer_capacity_records", "Capacity of the record buffer.", registry=r
-        )
-        self.upstream_paused = Gauge(
-            p + "upstream_paused",
-            "1 while reading from the upstream is paused because the buffer is full.",
-            registry=r,
-        )
-        self.seq_gaps = Counter(
-            p + "seq_gaps", "Sequence gaps detected, by sport.", ["sport"], registry=r
-        )
-        self.out_of_order = Counter(
-            p + "out_of_order_frames",
-            "Update frames whose seq is not above the last produced one, by sport.",
-            ["sport"],
-            registry=r,
-        )
-        self.skipped_frames = Counter(
-            p + "skipped_frames",
-            "Frames skipped by reason (unknown_op, not_followed).",
-            ["reason"],
-            registry=r,
-        )
-        self.last_frame_age = Gauge(
-            p + "last_frame_age_seconds",
-            'Age of the oldest "last frame" among active matches.',
-            registry=r,
-        )
-        self.config_commands = Counter(
-            p + "config_commands", "Config-topic commands, by result.", ["result"], registry=r
-        )
-        self.config_rejections = Counter(
-            p + "config_rejections",
-            "Rejected config-topic commands, by reason.",
-            ["reason"],
-            registry=r,
-        )
-        self.config_reasserts = Counter(
-            p + "config_reasserts",
-            "Config commands written again so that compaction keeps them over a record on top.",
-            registry=r,
-        )
-        self.config_lag = Gauge(
-            p + "config_lag_records", "Config-topic records not yet applied.", registry=r
-        )
-        self.capacity_refusals = Counter(
-            p + "capacity_refusals",
-            "Matches refused because the instance follows INGESTER_MAX_MATCHES already.",
-            registry=r,
-        )
-        self.retired_matches = Counter(
-            p + "retired_matches", "Finished matches removed from the config topic.", registry=r
-        )
-        self.producer_rebuilds = Counter(
-            p + "producer_rebuilds", "Kafka producers rebuilt after a fatal error.", registry=r
-        )
-        self.owned_partitions = Gauge(
-            p + "owned_config_partitions", "Config-topic partitions assigned here.", registry=r
-        )
-        self.ready = Gauge(p + "ready", "1 when /readyz answers 200.", registry=r)
-        self.build_info = Gauge(
-            p + "build_info",
-            "Always 1; the version label names the build.",
-            ["version"],
-            registry=r,
-        )
+        self.lag = histogram("lag_seconds")
+        self.produce_latency = histogram("produce_latency_seconds")
+        self.buffered_records = gauge("buffered_records")
+        self.buffer_capacity = gauge("buffer_capacity_records")
+        self.upstream_paused = gauge("upstream_paused")
+        self.seq_gaps = counter("seq_gaps")
+        self.out_of_order = counter("out_of_order_frames")
+        self.skipped_frames = counter("skipped_frames")
+        self.last_frame_age = gauge("last_frame_age_seconds")
+        self.config_commands = counter("config_commands")
+        self.config_rejections = counter("config_rejections")
+        self.config_reasserts = counter("config_reasserts")
+        self.config_lag = gauge("config_lag_records")
+        self.capacity_refusals = counter("capacity_refusals")
+        self.retired_matches = counter("retired_matches")
+        self.producer_rebuilds = counter("producer_rebuilds")
+        self.owned_partitions = gauge("owned_config_partitions")
+        self.ready = gauge("ready")
+        self.build_info = gauge("build_info")
         self.build_info.labels(version=__version__).set(1)
         self._prime()
+
+    def _counter(self, name: str) -> Counter:
+        return Counter(_PREFIX + name, _HELP[name], _LABELS.get(name, ()), registry=self.registry)
+
+    def _gauge(self, name: str) -> Gauge:
+        return Gauge(_PREFIX + name, _HELP[name], _LABELS.get(name, ()), registry=self.registry)
+
+    def _histogram(self, name: str) -> BatchHistogram:
+        labels = _LABELS.get(name, ())
+        return BatchHistogram(
+            _PREFIX + name, _HELP[name], labels, buckets=LATENCY_BUCKETS, registry=self.registry
+        )
 
     def _prime(self) -> None:
         """Create the known label values so every series exists from the first scrape."""

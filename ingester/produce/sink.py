@@ -33,11 +33,11 @@ from aiokafka.errors import (
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter
 
+from ingester.core.backoff import Backoff
 from ingester.observe.histogram import HistogramSeries
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
-from ingester.upstream.backoff import Backoff
 
 __all__ = ["ACK_STALL_SECONDS", "KafkaSink"]
 
@@ -102,6 +102,18 @@ class KafkaSink:
     def stalled(self) -> bool:
         """True while a batch has waited :data:`ACK_STALL_SECONDS` or more for Kafka."""
         return self.waiting_for() >= ACK_STALL_SECONDS
+
+    def problems(self) -> list[str]:
+        """What keeps the Kafka side from being ready (empty when it is)."""
+        if not self.connected:
+            return [f"Kafka producer not connected: {self.last_error or 'starting'}"]
+        if self.stalled:
+            return [f"Kafka has not acknowledged for {self.waiting_for():.0f}s"]
+        return []
+
+    def publish_gauges(self) -> None:
+        """Bring the buffered-records gauge up to date."""
+        self._metrics.buffered_records.set(self._buffer.unacknowledged)
 
     async def _watch_acknowledgements(self) -> None:
         """Say once, in our own words, when Kafka stops acknowledging (a broker outage

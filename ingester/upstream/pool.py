@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
-from ingester.observe.metrics import Metrics
-from ingester.pipeline import FrameProcessor
-from ingester.produce.buffer import RecordBuffer
-from ingester.settings import Settings
-from ingester.upstream.session import ConnectionState, UpstreamSession
+from ingester.upstream.session import ConnectionState, SessionConfig, UpstreamSession
 from ingester.upstream.subscriptions import (
     Action,
     CloseConnection,
@@ -22,7 +19,6 @@ from ingester.upstream.subscriptions import (
     SubscriptionBook,
     Unsubscribe,
 )
-from ingester.upstream.transport import UpstreamTransport
 
 __all__ = ["UpstreamPool"]
 
@@ -32,29 +28,20 @@ log = logging.getLogger(__name__)
 class UpstreamPool:
     """Opens, closes and talks through upstream sessions as the book asks.
 
-    ``on_retire`` receives the matches the book wants retired (the control plane writes
-    their ``remove`` command); ``read_key`` gives the API key at each connection attempt.
-    The :attr:`transport` (TLS and proxy) is built here, so a bad one stops start-up.
+    Every session is built from ``sessions``; ``on_retire`` receives the matches the book
+    wants retired (the control plane writes their ``remove`` command).
     """
 
     def __init__(
         self,
-        settings: Settings,
         book: SubscriptionBook,
-        processor: FrameProcessor,
-        buffer: RecordBuffer,
-        metrics: Metrics,
+        sessions: SessionConfig,
         on_retire: Callable[[int], None],
-        read_key: Callable[[], str | None],
     ) -> None:
-        self._settings = settings
         self._book = book
-        self._processor = processor
-        self._buffer = buffer
-        self._metrics = metrics
+        self._config = sessions
+        self._metrics = sessions.metrics
         self._on_retire = on_retire
-        self._read_key = read_key
-        self.transport = UpstreamTransport(settings)
         self._sessions: dict[int, UpstreamSession] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -92,7 +79,7 @@ class UpstreamPool:
         paused (the answers may be waiting unread; the book asks again later)."""
         self._metrics.unanswered_subscribes.inc(action.unanswered)
         session = self._sessions.get(action.connection)
-        if session is not None and not self._buffer.full:
+        if session is not None and not self._config.sink.full:
             session.replace(f"{action.unanswered} subscribe(s) unanswered, even sent again")
 
     def _send(self, connection: int, verb: str, match_id: int) -> None:
@@ -101,19 +88,7 @@ class UpstreamPool:
             session.send_control(verb, match_id)
 
     def _open(self, index: int) -> None:
-        session = UpstreamSession(
-            index,
-            self._settings,
-            self._processor,
-            self._buffer,
-            self._metrics,
-            on_connected=self._book.connected,
-            on_disconnected=self._book.disconnected,
-            execute=self.execute,
-            read_key=self._read_key,
-            on_subscribe_sent=self._book.subscribe_sent,
-            transport=self.transport,
-        )
+        session = UpstreamSession(index, self._config, self._book, self.execute)
         self._sessions[index] = session
         self._tasks[index] = asyncio.create_task(session.run(), name=f"upstream-{index}")
         log.info("connection %d: opened", index)
@@ -169,3 +144,32 @@ class UpstreamPool:
     def describe(self) -> list[dict[str, Any]]:
         """JSON-ready view of the sessions for ``/status``."""
         return [self._sessions[i].describe() for i in sorted(self._sessions)]
+
+    def describe_matches(self) -> list[dict[str, Any]]:
+        """JSON-ready view of the followed matches for ``/status``, by id."""
+        now = time.monotonic()
+        return [m.as_status(now) for m in sorted(self._book.matches(), key=lambda m: m.match_id)]
+
+    def problems(self) -> list[str]:
+        """What keeps the upstream side from being ready (empty when it is)."""
+        if self.auth_rejected:
+            return ["upstream rejected the API key"]
+        if len(self._book) and not self.all_connected:
+            states = self.states()
+            failure = self.last_failure
+            return [
+                f"upstream not connected ({states['connected']} of {sum(states.values())} "
+                f"connections up{f'; last failure: {failure}' if failure else ''})"
+            ]
+        return []
+
+    def publish_gauges(self) -> None:
+        """Bring the subscription and connection gauges and the last frame's age up to date."""
+        metrics = self._metrics
+        for state, count in self._book.counts().items():
+            if state != "waiting":
+                metrics.subscriptions.labels(state=state).set(count)
+        for state, count in self.states().items():
+            metrics.upstream_connections.labels(state=state).set(count)
+        oldest = self._book.oldest_active_frame()
+        metrics.last_frame_age.set(0.0 if oldest is None else time.monotonic() - oldest)

@@ -2,9 +2,10 @@
 
 The session owns the reconnect loop (``websockets``' own reconnect iterator gives up on a
 401, so it is not used): connect with the key in the ``X-API-Key`` header, report the
-connection to the :class:`~ingester.upstream.pool.UpstreamPool` (which re-subscribes what
-the connection carries), read messages into the :class:`FrameProcessor` and the buffer,
-and on any failure back off with full jitter and try again. A connection on which nothing
+connection to the :class:`~ingester.upstream.subscriptions.SubscriptionBook` (which
+re-subscribes what the connection carries), hand every message read to the
+:class:`FrameSink` it is given (the daemon wires the pipeline and the record buffer behind
+it), and on any failure back off with full jitter and try again. A connection on which nothing
 (no frame, no ping) arrived for ``idle_timeout`` seconds is dead and is replaced. A
 connection left without matches is closed cleanly and read to its end
 (:meth:`~UpstreamSession.close_cleanly`).
@@ -16,9 +17,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -27,12 +29,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event
 
+from ingester.core.backoff import Backoff
 from ingester.observe.metrics import Metrics
-from ingester.pipeline import FrameProcessor
-from ingester.produce.buffer import RecordBuffer
 from ingester.settings import Settings
-from ingester.upstream.backoff import Backoff
-from ingester.upstream.subscriptions import Action
+from ingester.upstream.subscriptions import Action, SubscriptionBook
 from ingester.upstream.transport import (
     TransportError,
     UpstreamTransport,
@@ -40,13 +40,50 @@ from ingester.upstream.transport import (
     redact_url,
 )
 
-__all__ = ["ConnectionState", "UpstreamSession", "redact_url"]
+__all__ = ["ConnectionState", "Fed", "FrameSink", "SessionConfig", "UpstreamSession", "redact_url"]
 
 log = logging.getLogger(__name__)
 
 _MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _OVERSIZED_HEAD_BYTES = 64 * 1024  # of a message over the limit, kept for its dead letter
 _CLOSE = None  # in the control outbox: close the connection cleanly
+
+
+#: What a :class:`FrameSink` answers for a message: the book's actions it asks for (a
+#: re-subscribe after a ``seq`` gap), or an awaitable of them while its record waits for room.
+Fed = list[Action] | Awaitable[list[Action]]
+
+
+class FrameSink(Protocol):
+    """Where a session hands every message it reads.
+
+    ``connection`` is the session's index, ``None`` while it is closing (it then holds no
+    match). An answer that is not a list must be awaited before the next read: the message's
+    record is waiting for room, so reading pauses and TCP pushes back on the upstream.
+    """
+
+    @property
+    def full(self) -> bool:
+        """True while a message's record would wait for room (reading is paused)."""
+
+    def feed(self, raw: bytes, received_at: float, now: float, connection: int | None) -> Fed:
+        """Take one message read at wall-clock ``received_at`` (monotonic ``now``)."""
+
+    def feed_oversized(
+        self, head: bytes, reason: str, received_at: float, connection: int | None
+    ) -> Fed:
+        """Take a message over the size limit, of which only ``head`` was kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """What every session of a pool shares; ``read_key`` gives the API key per attempt."""
+
+    settings: Settings
+    transport: UpstreamTransport
+    sink: FrameSink
+    metrics: Metrics
+    read_key: Callable[[], str | None]
 
 
 class ConnectionState(StrEnum):
@@ -116,21 +153,18 @@ class _TrackedConnection(ClientConnection):
 
 
 class UpstreamSession:
-    """Upstream connection number ``index``; :meth:`run` until cancelled or closed cleanly."""
+    """Upstream connection number ``index``; :meth:`run` until cancelled or closed cleanly.
+
+    It tells ``book`` when it connects, disconnects and sends a subscribe, and hands the
+    book's actions (its own and those a message asks for) to ``execute``.
+    """
 
     def __init__(
         self,
         index: int,
-        settings: Settings,
-        processor: FrameProcessor,
-        buffer: RecordBuffer,
-        metrics: Metrics,
-        on_connected: Callable[[int], list[Action]],
-        on_disconnected: Callable[[int], None],
+        config: SessionConfig,
+        book: SubscriptionBook,
         execute: Callable[[list[Action]], None],
-        read_key: Callable[[], str | None],
-        on_subscribe_sent: Callable[[int, int, float], None],
-        transport: UpstreamTransport,
     ) -> None:
         self.index = index
         self.state = ConnectionState.CONNECTING
@@ -139,16 +173,13 @@ class UpstreamSession:
         self.last_failure: str | None = None
         self.connected_since: float | None = None
         self._closing = False
-        self._settings = settings
-        self._processor = processor
-        self._buffer = buffer
-        self._metrics = metrics
-        self._on_connected = on_connected
-        self._on_disconnected = on_disconnected
+        settings = self._settings = config.settings
+        self._sink = config.sink
+        self._metrics = config.metrics
+        self._read_key = config.read_key
+        self._transport = config.transport
+        self._book = book
         self._execute = execute
-        self._read_key = read_key
-        self._on_subscribe_sent = on_subscribe_sent
-        self._transport = transport
         self._backoff = Backoff(
             base=settings.backoff_base,
             cap=settings.backoff_cap,
@@ -185,11 +216,10 @@ class UpstreamSession:
 
         Queued control messages are dropped (the connection carries no match any more) and
         a close frame goes out at once. Reading goes on until the upstream answers it, so
-        every frame sent before is counted as a stray
-        (:meth:`~ingester.pipeline.FrameProcessor.process`), within the connection's
-        5 s close timeout (then it is aborted, with a warning). Then :meth:`run` returns
-        without reconnecting and without telling the book or carrying out actions: the
-        book may already have given this connection's index to a new one.
+        every frame sent before goes to the sink as read on no connection (a stray), within
+        the connection's 5 s close timeout (then it is aborted, with a warning). Then
+        :meth:`run` returns without reconnecting and without telling the book or carrying
+        out actions: the book may already have given this connection's index to a new one.
         """
         if self.state is not ConnectionState.CONNECTED:
             return False
@@ -295,7 +325,7 @@ class UpstreamSession:
             self._transport.via,
         )
         self._outbox = asyncio.Queue()
-        self._execute(self._on_connected(self.index))
+        self._execute(self._book.connected(self.index))
         writer = asyncio.create_task(self._write(websocket), name=f"upstream-{self.index}-write")
         watchdog = asyncio.create_task(self._watch(websocket), name=f"upstream-{self.index}-watch")
         try:
@@ -315,7 +345,7 @@ class UpstreamSession:
             self._websocket = None
             self.state = ConnectionState.BACKOFF
             if not self._closing:
-                self._on_disconnected(self.index)
+                self._book.disconnected(self.index)
             for task in (writer, watchdog):
                 task.cancel()
             await asyncio.gather(writer, watchdog, return_exceptions=True)
@@ -326,9 +356,9 @@ class UpstreamSession:
                     await websocket.close()
 
     async def _read(self, websocket: _TrackedConnection) -> None:
-        process = self._processor.process
+        sink = self._sink
+        feed = sink.feed
         execute = self._execute
-        buffer = self._buffer
         paused = self._metrics.upstream_paused
         loop_time = asyncio.get_running_loop().time
         while True:
@@ -343,20 +373,15 @@ class UpstreamSession:
             connection = None if self._closing else self.index
             if raw is None:
                 assert oversized is not None
-                record, actions = self._processor.process_oversized(
-                    *oversized, time.time(), connection
-                )
+                fed = sink.feed_oversized(*oversized, time.time(), connection)
             else:
-                record, actions = process(raw, time.time(), loop_time(), connection)
-            if record is not None:
-                if buffer.full:
-                    paused.set(1)
-                    await buffer.put(record)
-                    paused.set(0)
-                else:
-                    buffer.put_nowait(record)
-            if actions and not self._closing:  # it may have started closing while paused
-                execute(actions)
+                fed = feed(raw, time.time(), loop_time(), connection)
+            if not isinstance(fed, list):  # its record waits for room: reading pauses
+                paused.set(1)
+                fed = await fed
+                paused.set(0)
+            if fed and not self._closing:  # it may have started closing while paused
+                execute(fed)
 
     async def _write(self, websocket: _TrackedConnection) -> None:
         """Send queued control messages, at most ``subscribe_rate`` per second."""
@@ -375,7 +400,7 @@ class UpstreamSession:
             action, match_id = message
             await websocket.send(orjson.dumps({"action": action, "match_id": match_id}).decode())
             if action == "subscribe" and not self._closing:
-                self._on_subscribe_sent(self.index, match_id, time.monotonic())
+                self._book.subscribe_sent(self.index, match_id, time.monotonic())
 
     async def _watch(self, websocket: _TrackedConnection) -> None:
         """Drop the connection when it has been silent for ``idle_timeout``."""

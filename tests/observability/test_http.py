@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
+from ingester.observe.health import Health
 from ingester.observe.http import OpsServer
 from ingester.observe.logs import SecretScrubber
 from ingester.observe.metrics import Metrics
@@ -25,17 +27,10 @@ async def test_readyz_healthz_and_status_pass_through_the_secret_scrubber() -> N
         "schema registry https://ingester:reg%20pass%2F9@registry.example:8081 down",
     ]
 
-    def status() -> dict[str, Any]:
-        return {"problems": problems, "connections": [{"last_error": SECRET}]}
+    def connections() -> list[dict[str, Any]]:
+        return [{"last_error": SECRET}]
 
-    server = OpsServer(
-        Metrics(CollectorRegistry()),
-        liveness=lambda: problems,
-        readiness=lambda: problems,
-        status=status,
-        refresh=lambda: None,
-        scrub=scrubber.scrub,
-    )
+    server = _server(problems, scrubber, {"connections": connections})
     await server.start("127.0.0.1", 0)
     try:
         async with aiohttp.ClientSession() as session:
@@ -59,14 +54,7 @@ async def test_a_secret_that_json_escapes_is_scrubbed_too() -> None:
     scrubber = SecretScrubber()
     scrubber.add(secret)
     problems = [f"Kafka producer not connected: bad password {secret}"]
-    server = OpsServer(
-        Metrics(CollectorRegistry()),
-        liveness=lambda: problems,
-        readiness=lambda: problems,
-        status=lambda: {"problems": problems},
-        refresh=lambda: None,
-        scrub=scrubber.scrub,
-    )
+    server = _server(problems, scrubber, {})
     await server.start("127.0.0.1", 0)
     try:
         async with aiohttp.ClientSession() as session:
@@ -78,3 +66,12 @@ async def test_a_secret_that_json_escapes_is_scrubbed_too() -> None:
                 assert "***" in shown, (path, shown)
     finally:
         await server.stop()
+
+
+def _server(
+    problems: list[str], scrubber: SecretScrubber, sections: dict[str, Callable[[], Any]]
+) -> OpsServer:
+    """A server whose every check, and its liveness, fail with ``problems``."""
+    metrics = Metrics(CollectorRegistry())
+    health = Health(metrics, "pod-1", lambda: problems, [lambda: problems], [], sections)
+    return OpsServer(metrics, health, scrubber.scrub)

@@ -122,3 +122,25 @@ def test_a_secret_that_json_escapes_never_appears_in_json_logs(
     event = json.loads(stream.getvalue().splitlines()[0])
     assert secret not in event["message"]
     assert "***" in event["message"]
+
+
+def test_an_aiokafka_message_repeated_is_logged_once_others_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A broker down makes aiokafka log the same line in a loop: the daemon's logging lets
+    the first through and holds its repeats back; the daemon's own lines all pass."""
+    stream = Stream(tty=False)
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging("INFO", "json", SecretScrubber())
+    for _ in range(3):
+        logging.getLogger("aiokafka.conn").warning("Unable connect to node with id 1")
+        logging.getLogger("ingester.test").warning("connection 0: timeout")
+    logging.getLogger("aiokafka.conn").warning("Unable connect to node with id 2")
+    messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert messages == [
+        "Unable connect to node with id 1",
+        "connection 0: timeout",
+        "connection 0: timeout",
+        "connection 0: timeout",
+        "Unable connect to node with id 2",
+    ]

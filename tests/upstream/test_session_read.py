@@ -16,8 +16,9 @@ from ingester.convert.samples import protocol_example
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor
 from ingester.produce.buffer import RecordBuffer
+from ingester.produce.feed import RecordFeed
 from ingester.settings import load_settings
-from ingester.upstream.session import ConnectionState, UpstreamSession
+from ingester.upstream.session import ConnectionState, SessionConfig, UpstreamSession
 from ingester.upstream.subscriptions import Action, CloseConnection, SubscriptionBook, Unsubscribe
 from ingester.upstream.transport import UpstreamTransport
 from tests.simulator.helpers import wait_for
@@ -56,19 +57,10 @@ async def test_a_frames_actions_are_dropped_when_its_connection_started_closing_
     processor = FrameProcessor(book, codecs, classify_error, metrics, "scores", "dlq", "pod-1")
     buffer = RecordBuffer(1)
     executed: list[Action] = []
-    session = UpstreamSession(
-        0,
-        load_settings(),
-        processor,
-        buffer,
-        metrics,
-        on_connected=book.connected,
-        on_disconnected=book.disconnected,
-        execute=executed.extend,
-        read_key=lambda: None,
-        on_subscribe_sent=book.subscribe_sent,
-        transport=UpstreamTransport(load_settings()),
-    )
+    settings = load_settings()
+    feed = RecordFeed(processor, buffer)
+    config = SessionConfig(settings, UpstreamTransport(settings), feed, metrics, lambda: None)
+    session = UpstreamSession(0, config, book, executed.extend)
     session.state = ConnectionState.CONNECTED
     websocket = _Scripted([_frame("snapshot", 1), _frame("update", 5)])  # 2 to 4 missing
     reading = asyncio.create_task(session._read(websocket))  # type: ignore[arg-type]

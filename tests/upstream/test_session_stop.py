@@ -13,9 +13,10 @@ from ingester.codecs import build_codecs, classify_error
 from ingester.observe.metrics import Metrics
 from ingester.pipeline import FrameProcessor
 from ingester.produce.buffer import RecordBuffer
+from ingester.produce.feed import RecordFeed
 from ingester.settings import load_settings
 from ingester.upstream import session as session_module
-from ingester.upstream.session import UpstreamSession
+from ingester.upstream.session import SessionConfig, UpstreamSession
 from ingester.upstream.subscriptions import OpenConnection, SubscriptionBook
 from ingester.upstream.transport import UpstreamTransport
 from sportrix_devkit.simulator.config import DEMO_KEY
@@ -37,19 +38,11 @@ async def test_a_session_stopped_as_it_finishes_closing_a_dropped_connection_end
         metrics = Metrics(CollectorRegistry())
         codecs, _ = build_codecs(settings)
         processor = FrameProcessor(book, codecs, classify_error, metrics, "scores", "dlq", "pod")
-        session = UpstreamSession(
-            0,
-            settings,
-            processor,
-            RecordBuffer(1000),
-            metrics,
-            on_connected=book.connected,
-            on_disconnected=book.disconnected,
-            execute=lambda actions: None,
-            read_key=lambda: DEMO_KEY,
-            on_subscribe_sent=book.subscribe_sent,
-            transport=UpstreamTransport(settings),
+        feed = RecordFeed(processor, RecordBuffer(1000))
+        config = SessionConfig(
+            settings, UpstreamTransport(settings), feed, metrics, lambda: DEMO_KEY
         )
+        session = UpstreamSession(0, config, book, lambda actions: None)
         task = asyncio.create_task(session.run())
         await wait_for(lambda: sim.stats()["connections_open"] == 1)
 

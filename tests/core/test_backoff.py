@@ -2,7 +2,7 @@
 
 import random
 
-from ingester.upstream.backoff import Backoff
+from ingester.core.backoff import Backoff
 
 
 def make() -> Backoff:

@@ -1,0 +1,1 @@
+"""Low-level helpers every layer of the daemon may import; they import nothing of it."""
