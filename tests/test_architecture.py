@@ -109,8 +109,12 @@ def import_graph(package: Path, name: str) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 imported.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module:
-                imported.add(node.module)
-                imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+                # ``from pkg import submodule`` imports the submodule; ``from pkg import name``
+                # the package (a parent package's __init__ runs for any import below it).
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+                imported.update(names)
+                if not all(full in modules for full in names):
+                    imported.add(node.module)
         graph[module] = {other for other in imported if other in modules and other != module}
     return graph
 
@@ -127,3 +131,47 @@ def test_the_cycle_check_sees_a_cycle(tmp_path: Path) -> None:
     (tmp_path / "b.py").write_text("def f():\n    from toy.a import g\n")
     with pytest.raises(graphlib.CycleError):
         graphlib.TopologicalSorter(import_graph(tmp_path, "toy")).prepare()
+
+
+#: The daemon's layers, bottom first (docs/architecture.md, "Layers"): a module may import
+#: its own layer and the layers below it, never one above.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("ingester", "ingester.core", "ingester.settings", "ingester.observe.metrics",
+     "ingester.observe.histogram", "ingester.observe.logs"),
+    ("ingester.upstream", "ingester.convert", "ingester.encode"),
+    ("ingester.pipeline", "ingester.codecs", "ingester.consume"),
+    ("ingester.produce",),
+    ("ingester.control", "ingester.supervisor"),
+    ("ingester.observe.health", "ingester.observe.http", "ingester.tools"),
+    ("ingester.app", "ingester.cli", "ingester.__main__"),
+)  # fmt: skip
+
+
+def layer_of(module: str) -> int:
+    """The layer of ``module``: that of the longest prefix listed in :data:`LAYERS`."""
+    found = [
+        (len(prefix), index)
+        for index, prefixes in enumerate(LAYERS)
+        for prefix in prefixes
+        if module == prefix or module.startswith(f"{prefix}.")
+    ]
+    assert found, f"{module} is in no layer: add it to LAYERS and docs/architecture.md"
+    return max(found)[1]
+
+
+def test_the_daemons_imports_point_down_and_never_close_a_cycle() -> None:
+    graph = import_graph(REPO / "ingester", "ingester")
+    assert "ingester.upstream.session" in graph["ingester.produce.feed"]
+    upward = sorted(
+        f"{module} (layer {layer_of(module)}) -> {other} (layer {layer_of(other)})"
+        for module, imported in graph.items()
+        for other in imported
+        if layer_of(other) > layer_of(module)
+    )
+    assert upward == []
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on a cycle
+
+
+def test_the_layer_check_sees_an_upward_arrow() -> None:
+    assert layer_of("ingester.upstream.session") < layer_of("ingester.pipeline")
+    assert layer_of("ingester.observe.metrics") < layer_of("ingester.observe.http")
