@@ -251,14 +251,14 @@ async def test_an_assignment_that_fails_half_way_is_retried_and_not_ready_meanwh
             replayed = first.consumer.replayed and other.consumer.replayed
             return union == set(ids) and not both and replayed
 
-        try:
-            await wait_for(split, "both replicas to follow their share", 60)
-        except AssertionError as exc:
+        def shares() -> str:
             owns = sorted(tp.partition for tp in first.member.assignment())
-            raise AssertionError(
-                f"{exc}: first replayed={first.consumer.replayed} owns {owns} "
+            return (
+                f"first replayed={first.consumer.replayed} owns {owns} "
                 f"follows {sorted(first.followed)}; second follows {sorted(other.followed)}"
-            ) from None
+            )
+
+        await wait_for(split, "both replicas to follow their share", 60, details=shares)
         assert first.followed
         assert other.followed
         retried_while_not_ready()
