@@ -140,6 +140,20 @@ class Installed:
         env.update(settings)
         return env
 
+    def run(
+        self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """``argv`` in the work directory with :meth:`env` (or ``env``), output captured."""
+        return subprocess.run(
+            argv,
+            cwd=self.workdir,
+            env=self.env() if env is None else env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
@@ -259,15 +273,10 @@ def test_the_wheel_is_the_daemon_alone(installed: Installed) -> None:
 
 def test_the_package_comes_from_the_venv(installed: Installed) -> None:
     """The daemon imports the installed wheel, not the source tree."""
-    done = subprocess.run(
-        [str(installed.venv / "bin" / "python"), "-c", "import ingester; print(ingester.__file__)"],
-        cwd=installed.workdir,
-        env=installed.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    done = installed.run(
+        [str(installed.venv / "bin" / "python"), "-c", "import ingester; print(ingester.__file__)"]
     )
+    assert done.returncode == 0, done.stderr
     location = Path(done.stdout.strip())
     assert location.is_relative_to(installed.venv), location
 
@@ -275,15 +284,7 @@ def test_the_package_comes_from_the_venv(installed: Installed) -> None:
 def test_help(installed: Installed) -> None:
     """``sportrix-ingester --help`` and ``run --help`` work from the venv alone."""
     for args in (["--help"], ["run", "--help"]):
-        done = subprocess.run(
-            [str(installed.script), *args],
-            cwd=installed.workdir,
-            env=installed.env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = installed.run([str(installed.script), *args])
         assert done.returncode == 0, done.stderr
         assert "usage: sportrix-ingester" in done.stdout
 
@@ -298,15 +299,7 @@ def test_help(installed: Installed) -> None:
 )
 def test_bad_setting_exits_2_with_one_line(installed: Installed, variable: str, value: str) -> None:
     """A bad setting stops start-up: exit 2 and one line on stderr naming the variable."""
-    done = subprocess.run(
-        [str(installed.script), "run"],
-        cwd=installed.workdir,
-        env=installed.env(**{variable: value}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = installed.run([str(installed.script), "run"], installed.env(**{variable: value}))
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line, got: {done.stderr!r}"
@@ -383,15 +376,7 @@ def test_daemon_from_the_venv_serves_health_and_stops_on_sigterm(
     def healthcheck() -> subprocess.CompletedProcess[str]:
         """The image's HEALTHCHECK command, run in the venv with the daemon's settings."""
         assert final.healthcheck is not None
-        return subprocess.run(
-            final.healthcheck,
-            cwd=installed.workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        return installed.run(final.healthcheck, env, timeout=30)
 
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -39,24 +39,23 @@ async def read_all(bootstrap: str, topic: str, n: int) -> list[bytes]:
         await consumer.stop()
 
 
-async def test_restart_keeps_data_and_address(local_kafka, unique_topic):
-    address = local_kafka.bootstrap_servers
+async def send_one(address: str, topic: str, value: bytes) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=address, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(unique_topic, b"before")
+        await producer.send_and_wait(topic, value)
     finally:
         await producer.stop()
+
+
+async def test_restart_keeps_data_and_address(local_kafka, unique_topic):
+    address = local_kafka.bootstrap_servers
+    await send_one(address, unique_topic, b"before")
 
     await asyncio.to_thread(local_kafka.restart)
 
     assert local_kafka.bootstrap_servers == address
-    producer = AIOKafkaProducer(bootstrap_servers=address, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(unique_topic, b"after")
-    finally:
-        await producer.stop()
+    await send_one(address, unique_topic, b"after")
     assert await read_all(address, unique_topic, 2) == [b"before", b"after"]
 
 

@@ -14,17 +14,8 @@ from ingester.control.topics import ensure_topics
 from ingester.settings import load_settings
 from sportrix_devkit.simulator.config import MALFORMED_KINDS
 from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, add_matches, wait_for
+from tests.e2e.test_pipeline import STAGE_OF_KIND
 from tests.resilience.ledger import ledgers, read_all, report, sent, settle
-
-#: The tolerance table: where each kind must end.
-STAGE = {
-    "bad_json": "decode",
-    "not_object": "decode",
-    "no_op": "decode",
-    "missing_field": "validate",
-    "wrong_type": "validate",
-    "unknown_sport": "convert",
-}
 
 
 async def test_every_malformed_kind_is_dead_lettered_exactly_and_neighbours_are_unaffected(
@@ -57,7 +48,7 @@ async def test_every_malformed_kind_is_dead_lettered_exactly_and_neighbours_are_
         await settle(simulator, daemon, matches)
         injected = Counter(simulator.get("/_sim/stats")["malformed_sent"]["by_kind"])
         expected = Counter()
-        for kind, stage in STAGE.items():
+        for kind, stage in STAGE_OF_KIND.items():
             expected[stage] += injected[kind]
         counted = {
             stage: daemon.metric("sportrix_ingester_dlq_records_total", stage=stage)
