@@ -28,9 +28,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from ingester.control.cli import write_commands
 from ingester.settings import load_settings
 from ingester.tools.tail import TailStats, tail
-from sportrix_devkit.bench.processes import free_port, http_get
+from sportrix_devkit.bench.processes import http_get
 from sportrix_devkit.bench.report import percentile
 from sportrix_devkit.simulator.cli import add_match_flags, match_counts
+from sportrix_devkit.waiting import WaitTimeout, free_port, stop_process, wait_until
 
 __all__ = ["register", "summary"]
 
@@ -59,14 +60,21 @@ def _get_json(url: str, timeout: float = 2.0) -> Any:
 
 
 def _wait_for(url: str, what: str, process: subprocess.Popen[bytes], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answer() -> Any:
         if process.poll() is not None:
             raise SystemExit(f"demo: {what} exited with code {process.returncode}")
-        with contextlib.suppress(OSError, ValueError):
-            return _get_json(url)
-        time.sleep(0.2)
-    raise SystemExit(f"demo: {what} did not answer at {url} within {timeout:.0f}s")
+        return _get_json(url)
+
+    try:
+        return wait_until(
+            answer,
+            f"{what} to answer at {url}",
+            timeout,
+            interval=0.2,
+            retry_on=(OSError, ValueError),
+        )
+    except WaitTimeout as exc:
+        raise SystemExit(f"demo: {exc}") from None
 
 
 class _Children:
@@ -93,14 +101,7 @@ class _Children:
 
     def stop(self, grace: float) -> None:
         for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_process(process, grace)
 
 
 @contextlib.contextmanager

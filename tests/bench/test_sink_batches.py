@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -12,6 +13,7 @@ from ingester.observe.metrics import Metrics
 from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 from ingester.produce.sink import KafkaSink
+from sportrix_devkit.waiting import WaitTimeout, wait_until_async
 from tests.conftest import TopicFactory
 from tests.produce.test_sink import run_until_drained
 
@@ -45,11 +47,15 @@ async def test_batches_land_where_send_would_put_them_in_order(
     )
     await consumer.start()
     seen: list[tuple[int, bytes | None, bytes]] = []
+
+    async def read() -> bool:
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            seen.extend((r.partition, r.key, r.value or b"") for r in records)
+        return len(seen) >= len(sent)
+
     try:
-        deadline = time.monotonic() + 30
-        while len(seen) < len(sent) and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                seen.extend((r.partition, r.key, r.value or b"") for r in records)
+        with contextlib.suppress(WaitTimeout):  # short: the asserts below say what is missing
+            await wait_until_async(read, f"{len(sent)} records on {topic}", 30, interval=0)
     finally:
         await consumer.stop()
 

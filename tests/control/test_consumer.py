@@ -251,14 +251,14 @@ async def test_an_assignment_that_fails_half_way_is_retried_and_not_ready_meanwh
             replayed = first.consumer.replayed and other.consumer.replayed
             return union == set(ids) and not both and replayed
 
-        try:
-            await wait_for(split, "both replicas to follow their share", 60)
-        except AssertionError as exc:
+        def shares() -> str:
             owns = sorted(tp.partition for tp in first.member.assignment())
-            raise AssertionError(
-                f"{exc}: first replayed={first.consumer.replayed} owns {owns} "
+            return (
+                f"first replayed={first.consumer.replayed} owns {owns} "
                 f"follows {sorted(first.followed)}; second follows {sorted(other.followed)}"
-            ) from None
+            )
+
+        await wait_for(split, "both replicas to follow their share", 60, details=shares)
         assert first.followed
         assert other.followed
         retried_while_not_ready()
@@ -339,15 +339,23 @@ async def test_rejected_records_over_followed_keys_are_answered_by_reasserts(kaf
         await consumer.start()
         try:
             newest: dict[bytes, Command | str] = {}
-            end = time.monotonic() + 30
-            while len(newest) < 2 or any(isinstance(c, str) for c in newest.values()):
-                assert time.monotonic() < end, f"newest records: {newest}"
+
+            async def two_valid_commands() -> bool:
                 for records in (await consumer.getmany(timeout_ms=1000)).values():
                     for record in records:
                         try:
                             newest[record.key] = parse_command(record.key, record.value)
                         except CommandRejected as exc:
                             newest[record.key] = exc.reason
+                return len(newest) >= 2 and not any(isinstance(c, str) for c in newest.values())
+
+            await wait_for(
+                two_valid_commands,
+                "a valid newest command of both matches",
+                30,
+                interval=0,
+                details=lambda: f"newest records: {newest}",
+            )
         finally:
             await consumer.stop()
         assert newest == {

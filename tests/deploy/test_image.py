@@ -15,7 +15,6 @@ import json
 import re
 import subprocess
 import textwrap
-import time
 import urllib.error
 import uuid
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 
 from ingester import __version__
-from sportrix_devkit.bench.processes import free_port
+from sportrix_devkit.waiting import free_port, wait_until
 from tests.conftest import TopicFactory
 from tests.e2e.harness import TEST_KEY, Simulator, TopicReader, add_matches, http_get
 
@@ -185,21 +184,24 @@ def test_only_the_charts_mounts_are_writable(rootfs: Rootfs, pod: Pod) -> None:
 # --------------------------------------------------------------------------- the daemon
 
 
-def wait_for_status(url: str, running: Any, deadline_s: float) -> int:
-    """Poll ``url`` until it answers 200, the command exits, or the deadline passes."""
-    end = time.monotonic() + deadline_s
-    status = 0
-    while time.monotonic() < end:
+def wait_for_200(url: str, running: Any, within: float) -> None:
+    """Poll ``url`` until it answers 200; fail if the command exits first or at the deadline."""
+    statuses = [0]
+
+    def answered() -> bool:
         if running.proc.poll() is not None:
             pytest.fail(f"the daemon exited before {url} answered:\n{running.output()[-4000:]}")
-        try:
-            status, _ = http_get(url, timeout=3)
-        except OSError:
-            status = 0
-        if status == 200:
-            break
-        time.sleep(0.2)
-    return status
+        statuses.append(http_get(url, timeout=3)[0])
+        return statuses[-1] == 200
+
+    wait_until(
+        answered,
+        f"{url} to answer 200",
+        within,
+        interval=0.2,
+        retry_on=(OSError,),
+        details=lambda: f"last status {statuses[-1]}:\n{running.output()[-3000:]}",
+    )
 
 
 async def test_daemon_runs_from_the_image_with_the_charts_pod_settings(
@@ -233,9 +235,8 @@ async def test_daemon_runs_from_the_image_with_the_charts_pod_settings(
         assert "SPORTRIX_API_KEY" not in pod.env
         running = rootfs.start(pod)
         base = f"http://127.0.0.1:{pod.port}"
-        for kind, path in sorted(pod.probes.items()):
-            status = wait_for_status(base + path, running, 90)
-            assert status == 200, f"{kind} {path} answered {status}:\n{running.output()[-3000:]}"
+        for _kind, path in sorted(pod.probes.items()):
+            wait_for_200(base + path, running, 90)
 
         status, body = http_get(base + "/status")
         assert status == 200

@@ -15,10 +15,8 @@ import json
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -28,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from sportrix_devkit.waiting import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -139,6 +139,20 @@ class Installed:
                 env[key] = value
         env.update(settings)
         return env
+
+    def run(
+        self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """``argv`` in the work directory with :meth:`env` (or ``env``), output captured."""
+        return subprocess.run(
+            argv,
+            cwd=self.workdir,
+            env=self.env() if env is None else env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -259,15 +273,10 @@ def test_the_wheel_is_the_daemon_alone(installed: Installed) -> None:
 
 def test_the_package_comes_from_the_venv(installed: Installed) -> None:
     """The daemon imports the installed wheel, not the source tree."""
-    done = subprocess.run(
-        [str(installed.venv / "bin" / "python"), "-c", "import ingester; print(ingester.__file__)"],
-        cwd=installed.workdir,
-        env=installed.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    done = installed.run(
+        [str(installed.venv / "bin" / "python"), "-c", "import ingester; print(ingester.__file__)"]
     )
+    assert done.returncode == 0, done.stderr
     location = Path(done.stdout.strip())
     assert location.is_relative_to(installed.venv), location
 
@@ -275,15 +284,7 @@ def test_the_package_comes_from_the_venv(installed: Installed) -> None:
 def test_help(installed: Installed) -> None:
     """``sportrix-ingester --help`` and ``run --help`` work from the venv alone."""
     for args in (["--help"], ["run", "--help"]):
-        done = subprocess.run(
-            [str(installed.script), *args],
-            cwd=installed.workdir,
-            env=installed.env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = installed.run([str(installed.script), *args])
         assert done.returncode == 0, done.stderr
         assert "usage: sportrix-ingester" in done.stdout
 
@@ -298,26 +299,11 @@ def test_help(installed: Installed) -> None:
 )
 def test_bad_setting_exits_2_with_one_line(installed: Installed, variable: str, value: str) -> None:
     """A bad setting stops start-up: exit 2 and one line on stderr naming the variable."""
-    done = subprocess.run(
-        [str(installed.script), "run"],
-        cwd=installed.workdir,
-        env=installed.env(**{variable: value}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = installed.run([str(installed.script), "run"], installed.env(**{variable: value}))
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one line, got: {done.stderr!r}"
     assert variable in lines[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -330,24 +316,27 @@ def _get(url: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def _wait_for(
-    process: subprocess.Popen[bytes], log: Path, url: str, deadline_s: float
-) -> tuple[int, str]:
-    """Poll ``url`` until it answers 200, the daemon exits, or the deadline passes."""
-    deadline = time.monotonic() + deadline_s
-    status, body = 0, ""
-    while time.monotonic() < deadline:
+def _wait_for_200(process: subprocess.Popen[bytes], log: Path, url: str, within: float) -> None:
+    """Poll ``url`` until it answers 200; fail if the daemon exits first or at the deadline."""
+    answers = [(0, "")]
+
+    def answered() -> bool:
         if process.poll() is not None:
             pytest.fail(
                 f"the daemon exited with {process.returncode} before {url} answered 200:\n"
                 + log.read_text(encoding="utf-8", errors="replace")[-4000:],
                 pytrace=False,
             )
-        status, body = _get(url)
-        if status == 200:
-            return status, body
-        time.sleep(0.25)
-    return status, body
+        answers.append(_get(url))
+        return answers[-1][0] == 200
+
+    wait_until(
+        answered,
+        f"{url} to answer 200",
+        within,
+        interval=0.25,
+        details=lambda: "last answer: {} {}".format(*answers[-1]),
+    )
 
 
 def test_daemon_from_the_venv_serves_health_and_stops_on_sigterm(
@@ -355,7 +344,7 @@ def test_daemon_from_the_venv_serves_health_and_stops_on_sigterm(
 ) -> None:
     """``sportrix-ingester run`` from the venv, against the real broker: healthy, ready (nothing
     to follow yet), the image's HEALTHCHECK passes, and SIGTERM ends it cleanly."""
-    port = _free_port()
+    port = free_port()
     tag = uuid.uuid4().hex[:10]
     key_file = installed.workdir / f"api-key-{tag}"
     key_file.write_text("recipe-test-key-not-real\n", encoding="utf-8")
@@ -363,7 +352,7 @@ def test_daemon_from_the_venv_serves_health_and_stops_on_sigterm(
     settings = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         # A closed local port: liveness must not depend on the upstream being reachable.
-        "SPORTRIX_URL": f"ws://127.0.0.1:{_free_port()}/v1/stream",
+        "SPORTRIX_URL": f"ws://127.0.0.1:{free_port()}/v1/stream",
         "SPORTRIX_API_KEY_FILE": str(key_file),
         "INGESTER_HTTP_HOST": "127.0.0.1",
         "INGESTER_HTTP_PORT": str(port),
@@ -383,27 +372,22 @@ def test_daemon_from_the_venv_serves_health_and_stops_on_sigterm(
     assert final.entrypoint is not None
     assert final.cmd is not None
     command = [str(installed.venv / "bin" / final.entrypoint[0]), *final.entrypoint[1:], *final.cmd]
+
+    def healthcheck() -> subprocess.CompletedProcess[str]:
+        """The image's HEALTHCHECK command, run in the venv with the daemon's settings."""
+        assert final.healthcheck is not None
+        return installed.run(final.healthcheck, env, timeout=30)
+
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=installed.workdir, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        status, body = _wait_for(process, log, base + "/healthz", 60)
-        assert status == 200, f"/healthz did not answer 200 within 60 s: {status} {body}"
-        status, body = _wait_for(process, log, base + "/readyz", 90)
-        assert status == 200, f"/readyz did not answer 200 within 90 s: {status} {body}"
+        _wait_for_200(process, log, base + "/healthz", 60)
+        _wait_for_200(process, log, base + "/readyz", 90)
 
-        assert final.healthcheck is not None
-        check = subprocess.run(
-            final.healthcheck,
-            cwd=installed.workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        check = healthcheck()
         assert check.returncode == 0, f"the image's HEALTHCHECK failed: {check.stderr}"
 
         process.send_signal(signal.SIGTERM)
@@ -418,13 +402,4 @@ def test_daemon_from_the_venv_serves_health_and_stops_on_sigterm(
             process.wait(timeout=10)
 
     # Against a stopped daemon the same HEALTHCHECK must fail.
-    down = subprocess.run(
-        final.healthcheck,
-        cwd=installed.workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert down.returncode != 0
+    assert healthcheck().returncode != 0

@@ -7,15 +7,13 @@ deadline, never a fixed sleep.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,26 +22,15 @@ from ingester.control.commands import encode_command
 from ingester.control.topics import ensure_topics
 from ingester.encode import Decoder
 from ingester.settings import load_settings
-from sportrix_devkit.bench.processes import Child, free_port
-
-T = TypeVar("T")
+from sportrix_devkit.bench.processes import Child
+from sportrix_devkit.waiting import free_port, wait_until, wait_until_async
 
 #: The API key of the e2e tests: distinctive, so a leak anywhere is found by a search.
 TEST_KEY = "sk_test_7Qm2v9XcLp4R"
 
 
-async def wait_for(
-    probe: Callable[[], T | None], what: str, deadline: float = 30.0, interval: float = 0.1
-) -> T:
-    """Call ``probe`` until it returns something truthy; fail after ``deadline`` seconds."""
-    end = time.monotonic() + deadline
-    last: T | None = None
-    while time.monotonic() < end:
-        last = probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {deadline:.0f}s waiting for {what} (last: {last!r})")
+#: ``await wait_for(probe, what, within=30.0, interval=0.1)``: the devkit's wait, for tests.
+wait_for = wait_until_async
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -90,11 +77,9 @@ class Simulator(Process):
             tmp / f"simulator-{self.port}.log",
         )  # fmt: skip
         self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
-        end = time.monotonic() + 30
-        while self._catalogue() is None:
-            if time.monotonic() > end:
-                raise AssertionError(f"simulator did not start:\n{self.output()[-3000:]}")
-            time.sleep(0.1)
+        wait_until(
+            self._catalogue, "the simulator to start", 30, details=lambda: self.output()[-3000:]
+        )
 
     def _catalogue(self) -> list[dict[str, Any]] | None:
         if not self.alive():
@@ -321,32 +306,40 @@ class TopicReader:
             )
             await self._consumer.start()
             self._decoder = Decoder()
-        end = time.monotonic() + deadline
-        while not done(self.records):
-            if time.monotonic() > end:
-                raise AssertionError(
-                    f"timed out after {deadline:.0f}s waiting for {what} on {self.topic} "
-                    f"({len(self.records)} records read)"
-                )
-            batches = await self._consumer.getmany(timeout_ms=300)
-            for records in batches.values():
-                for r in records:
-                    decoded = None
-                    if self.decode and r.value is not None:
-                        assert self._decoder is not None
-                        decoded = self._decoder.decode(r.value).record
-                    self.records.append(
-                        Record(
-                            r.topic,
-                            r.partition,
-                            r.offset,
-                            r.key,
-                            r.value,
-                            {k: v for k, v in r.headers},
-                            decoded,
-                        )
-                    )
+
+        async def read() -> bool:
+            if not done(self.records):
+                await self._read_batch()
+            return done(self.records)
+
+        await wait_until_async(
+            read,
+            f"{what} on {self.topic}",
+            deadline,
+            interval=0,  # each try waits up to 300 ms for records
+            details=lambda: f"{len(self.records)} records read",
+        )
         return self.records
+
+    async def _read_batch(self) -> None:
+        assert self._consumer is not None
+        assert self._decoder is not None
+        for records in (await self._consumer.getmany(timeout_ms=300)).values():
+            for r in records:
+                decoded = None
+                if self.decode and r.value is not None:
+                    decoded = self._decoder.decode(r.value).record
+                self.records.append(
+                    Record(
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        r.key,
+                        r.value,
+                        {k: v for k, v in r.headers},
+                        decoded,
+                    )
+                )
 
     async def close(self) -> None:
         """Stop the consumer."""

@@ -302,14 +302,22 @@ async def test_a_bad_command_over_a_followed_key_survives_compaction_and_a_resta
         await send_commands(bootstrap, config, [(b"%d" % first, bad)])
         # the cleaner compacts only rolled segments: keep appending (tombstones of a match
         # nobody follows) until it removed the first add
-        deadline = time.monotonic() + 120
-        while True:
-            records = await read_partition(bootstrap, config)
-            if all(offset != added_at for offset, _, _ in records):
-                break
-            assert time.monotonic() < deadline, f"the cleaner did not run: {records}"
+        read: list[list[tuple[int, bytes | None, bytes | None]]] = []
+
+        async def compacted() -> list[tuple[int, bytes | None, bytes | None]] | None:
+            read.append(await read_partition(bootstrap, config))
+            if all(offset != added_at for offset, _, _ in read[-1]):
+                return read[-1]
             await send_commands(bootstrap, config, [(b"999999", None)])
-            await asyncio.sleep(1.0)  # the next poll; segments roll after 500 ms
+            return None
+
+        records = await wait_for(
+            compacted,
+            "the cleaner to remove the first add",
+            120,
+            interval=1.0,  # the next poll; segments roll after 500 ms
+            details=lambda: f"records: {read[-1]}",
+        )
         print("compacted:", [(o, k, v) for o, k, v in records if k != b"999999"])
         under_first = [v for _, k, v in records if k == b"%d" % first]
         reasserts = daemon.metric("sportrix_ingester_config_reasserts_total")

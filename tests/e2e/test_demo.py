@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from sportrix_devkit.waiting import listening, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +33,6 @@ DEMO = [
 ]
 
 
-def listening(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((host, port)) == 0
-
-
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_demo_prints_decoded_records_and_stops_everything_it_started(
     tmp_path: Path, stop: signal.Signals
@@ -52,17 +46,24 @@ def test_demo_prints_decoded_records_and_stops_everything_it_started(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 150
-        while True:
+
+        def both_sports_printed() -> str | None:
             text = out.read_text(errors="replace")
             lines = text.splitlines()
             if any(SOCCER.match(line) for line in lines) and any(
                 CRICKET.match(line) for line in lines
             ):
-                break
+                return text
             assert demo.poll() is None, f"demo exited early:\n{text[-3000:]}"
-            assert time.monotonic() < deadline, f"no soccer and cricket lines:\n{text[-3000:]}"
-            time.sleep(0.5)
+            return None
+
+        text = wait_until(
+            both_sports_printed,
+            "soccer and cricket lines",
+            150,
+            interval=0.5,
+            details=lambda: out.read_text(errors="replace")[-3000:],
+        )
         addresses = {(host, int(port)) for host, port in ADDRESS.findall(text)}
         # Kafka (unless external), the simulator, the daemon
         assert len(addresses) == (2 if external else 3), text[:2000]
@@ -77,5 +78,5 @@ def test_demo_prints_decoded_records_and_stops_everything_it_started(
                 demo.kill()
                 demo.wait()
     assert "stopping the ingester, the simulator and Kafka" in out.read_text()
-    left = [a for a in addresses if listening(*a)]
+    left = [(host, port) for host, port in addresses if listening(port, host)]
     assert not left, f"still listening after the demo stopped: {left}"

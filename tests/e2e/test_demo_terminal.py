@@ -12,10 +12,12 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from sportrix_devkit.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +48,16 @@ class Terminal:
         """The pane's text, history included, wrapped lines joined."""
         return self.tmux("capture-pane", "-p", "-J", "-S", "-2000", "-t", "demo")
 
-    def wait_for(self, what: str, found: object, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
+    def wait_for(self, what: str, found: Callable[[str], object], timeout: float) -> str:
+        """The screen once ``found(screen)`` is truthy; fails after ``timeout`` seconds."""
+
+        def screen_showing() -> str | None:
             text = self.screen()
-            if callable(found) and found(text):
-                return text
-            assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s:\n{text[-4000:]}"
-            time.sleep(0.3)
+            return text if found(text) else None
+
+        return wait_until(
+            screen_showing, what, timeout, interval=0.3, details=lambda: self.screen()[-4000:]
+        )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sportrix_devkit.bench.processes import free_port
+from sportrix_devkit.waiting import free_port
 from tests.e2e.harness import TopicReader, Topics, add_matches, wait_for
 from tests.e2e.tls import (
     PROXY_PASSWORD,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sportrix_devkit.bench.processes import free_port
+from sportrix_devkit.waiting import free_port
 from tests.e2e.harness import Daemon, TopicReader, Topics, add_matches
 from tests.e2e.tls import (
     Pki,

@@ -12,7 +12,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import trustme
 
-from sportrix_devkit.bench.processes import free_port
+from sportrix_devkit.waiting import free_port, wait_until
 from tests.e2e.harness import TEST_KEY, Daemon, Process, TopicReader, Topics, wait_for
 
 #: A proxy password distinctive enough that a leak anywhere is found by a search.
@@ -77,19 +76,19 @@ class Pki:
 
 
 def _wait_listening(port: int, process: Process, what: str) -> None:
-    end = time.monotonic() + 30
-    while True:
+    def accepting() -> bool:
         if not process.alive():
             raise AssertionError(f"{what} exited:\n{process.output()[-3000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > end:
-                raise AssertionError(
-                    f"{what} is not listening:\n{process.output()[-3000:]}"
-                ) from None
-            time.sleep(0.1)
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+
+    wait_until(
+        accepting,
+        f"{what} to listen on port {port}",
+        30,
+        retry_on=(OSError,),
+        details=lambda: process.output()[-3000:],
+    )
 
 
 class TlsSimulator(Process):

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sportrix_devkit.localkafka import LocalKafka, LocalKafkaError, can_produce
 from sportrix_devkit.localkafka import broker as broker_module
+from sportrix_devkit.waiting import wait_until
 
 
 def java_brokers_on(data_dir: Path) -> list[int]:
@@ -24,13 +24,6 @@ def java_brokers_on(data_dir: Path) -> list[int]:
         ["pgrep", "-f", f"kafka.Kafka {data_dir}"], capture_output=True, text=True, check=False
     ).stdout
     return [int(pid) for pid in out.split()]
-
-
-def wait_gone(data_dir: Path, timeout: float = 15) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while (pids := java_brokers_on(data_dir)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return pids
 
 
 async def read_all(bootstrap: str, topic: str, n: int) -> list[bytes]:
@@ -46,24 +39,23 @@ async def read_all(bootstrap: str, topic: str, n: int) -> list[bytes]:
         await consumer.stop()
 
 
-async def test_restart_keeps_data_and_address(local_kafka, unique_topic):
-    address = local_kafka.bootstrap_servers
+async def send_one(address: str, topic: str, value: bytes) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=address, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(unique_topic, b"before")
+        await producer.send_and_wait(topic, value)
     finally:
         await producer.stop()
+
+
+async def test_restart_keeps_data_and_address(local_kafka, unique_topic):
+    address = local_kafka.bootstrap_servers
+    await send_one(address, unique_topic, b"before")
 
     await asyncio.to_thread(local_kafka.restart)
 
     assert local_kafka.bootstrap_servers == address
-    producer = AIOKafkaProducer(bootstrap_servers=address, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(unique_topic, b"after")
-    finally:
-        await producer.stop()
+    await send_one(address, unique_topic, b"after")
     assert await read_all(address, unique_topic, 2) == [b"before", b"after"]
 
 
@@ -101,7 +93,13 @@ def test_broker_dies_with_a_killed_python(tmp_path):
     finally:
         os.kill(owner.pid, signal.SIGKILL)
         owner.wait()
-    assert wait_gone(data_dir) == []
+    wait_until(
+        lambda: not java_brokers_on(data_dir),
+        "the broker to die with its owner",
+        15,
+        interval=0.2,
+        details=lambda: f"still running: {java_brokers_on(data_dir)}",
+    )
 
 
 @pytest.mark.kafka
@@ -124,14 +122,14 @@ def test_a_picked_port_taken_before_the_broker_binds_it_is_picked_again(tmp_path
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        pick = broker_module._free_port
+        pick = broker_module.free_port
         handed_out: list[int] = []
 
         def free_port_taken_first() -> int:
             handed_out.append(busy if not handed_out else pick())
             return handed_out[-1]
 
-        monkeypatch.setattr(broker_module, "_free_port", free_port_taken_first)
+        monkeypatch.setattr(broker_module, "free_port", free_port_taken_first)
         broker = LocalKafka(tmp_path / "kafka").start()
         try:
             assert handed_out[0] == busy, "the first start was given the taken port"

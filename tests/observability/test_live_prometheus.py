@@ -17,10 +17,8 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,6 +31,8 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
+
+from sportrix_devkit.waiting import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -47,12 +47,6 @@ T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
@@ -108,19 +102,23 @@ class Procs:
 
 
 def wait_for(
-    what: str, probe: Callable[[], T | None], procs: Procs, timeout: float, interval: float = 0.5
+    what: str,
+    probe: Callable[[], T | None],
+    procs: Procs,
+    timeout: float,
+    interval: float = 0.5,
+    details: Callable[[], str] | None = None,
 ) -> T:
-    """``probe()``'s first truthy result; fails with ``what`` and the logs at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
+    """``probe()``'s first truthy result; fails at once when a process exited, and at the
+    deadline with ``what`` and ``details()`` (default: the processes' logs)."""
+
+    def alive_then_probe() -> T | None:
         procs.check_alive()
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{procs.tails()}")
-        time.sleep(interval)
+        return probe()
+
+    return wait_until(
+        alive_then_probe, what, timeout, interval=interval, details=details or procs.tails
+    )
 
 
 def prom_query(base: str, expr: str) -> list[dict[str, Any]]:
@@ -300,18 +298,15 @@ def test_every_panel_query_returns_data(
         )
         return not empty
 
-    deadline = time.monotonic() + 180
-    while not all_answer():
-        procs.check_alive()
-        if time.monotonic() > deadline:
-            _, status_body = http_get(f"http://{instance}/status")
-            pytest.fail(
-                "after 180 s these dashboard queries still return no data (or checks fail):\n  "
-                + "\n  ".join(f"{n}: {queries.get(n) or checks[n]}" for n in empty)
-                + f"\n/status: {status_body[:2000]!r}\n{procs.tails()}",
-                pytrace=False,
-            )
-        time.sleep(1)
+    def still_empty() -> str:
+        _, status_body = http_get(f"http://{instance}/status")
+        return (
+            "these dashboard queries still return no data (or checks fail):\n  "
+            + "\n  ".join(f"{n}: {queries.get(n) or checks[n]}" for n in empty)
+            + f"\n/status: {status_body[:2000]!r}\n{procs.tails()}"
+        )
+
+    wait_for("every dashboard query to return data", all_answer, procs, 180, 1, still_empty)
 
     # The lag quantile is a real number once records flow.
     lag = values(prom_query(prom, queries[next(n for n in queries if "'Lag p99'" in n)]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from ingester.pipeline import OutRecord
 from ingester.produce import sink as sink_module
 from ingester.produce.buffer import RecordBuffer
 from ingester.produce.sink import KafkaSink
+from sportrix_devkit.waiting import WaitTimeout
 from tests.conftest import TopicFactory
 from tests.e2e.harness import wait_for
 
@@ -27,11 +29,15 @@ async def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[bytes, 
     )
     await consumer.start()
     seen: list[tuple[bytes, bytes]] = []
+
+    async def read() -> bool:
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            seen.extend((r.key or b"", r.value or b"") for r in records)
+        return len(seen) >= count
+
     try:
-        deadline = time.monotonic() + 30
-        while len(seen) < count and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                seen.extend((r.key or b"", r.value or b"") for r in records)
+        with contextlib.suppress(WaitTimeout):  # short: the caller's asserts say what is missing
+            await wait_for(read, f"{count} records on {topic}", 30, interval=0)
     finally:
         await consumer.stop()
     return seen

@@ -12,27 +12,10 @@ from aiokafka import AIOKafkaProducer
 from ingester.control.commands import encode_command
 from ingester.control.topics import ensure_topics
 from ingester.settings import load_settings
+from sportrix_devkit.simulator.config import MALFORMED_KINDS
 from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, add_matches, wait_for
+from tests.e2e.test_pipeline import STAGE_OF_KIND
 from tests.resilience.ledger import ledgers, read_all, report, sent, settle
-
-KINDS = (
-    "bad_json",
-    "not_object",
-    "no_op",
-    "missing_field",
-    "wrong_type",
-    "unknown_sport",
-    "unknown_op",
-)
-#: The tolerance table: where each kind must end.
-STAGE = {
-    "bad_json": "decode",
-    "not_object": "decode",
-    "no_op": "decode",
-    "missing_field": "validate",
-    "wrong_type": "validate",
-    "unknown_sport": "convert",
-}
 
 
 async def test_every_malformed_kind_is_dead_lettered_exactly_and_neighbours_are_unaffected(
@@ -49,7 +32,7 @@ async def test_every_malformed_kind_is_dead_lettered_exactly_and_neighbours_are_
         "--malformed-fraction",
         "0.3",
         "--malformed-kinds",
-        ",".join(KINDS),
+        ",".join(MALFORMED_KINDS),
     )
     matches = simulator.matches("soccer")[:3]
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
@@ -58,14 +41,14 @@ async def test_every_malformed_kind_is_dead_lettered_exactly_and_neighbours_are_
 
         def each_kind_sent(n: int) -> bool:
             by_kind = simulator.get("/_sim/stats")["malformed_sent"]["by_kind"]
-            return all(by_kind.get(kind, 0) >= n for kind in KINDS)
+            return all(by_kind.get(kind, 0) >= n for kind in MALFORMED_KINDS)
 
         await wait_for(lambda: each_kind_sent(5), "five malformed frames of every kind", 60)
         simulator.get("/_sim/malformed?fraction=0")
         await settle(simulator, daemon, matches)
         injected = Counter(simulator.get("/_sim/stats")["malformed_sent"]["by_kind"])
         expected = Counter()
-        for kind, stage in STAGE.items():
+        for kind, stage in STAGE_OF_KIND.items():
             expected[stage] += injected[kind]
         counted = {
             stage: daemon.metric("sportrix_ingester_dlq_records_total", stage=stage)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,6 +17,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
 
 from sportrix_devkit.simulator import Simulator, SimulatorConfig
+from sportrix_devkit.waiting import wait_until_async
 
 DEADLINE = 5.0
 
@@ -94,19 +96,8 @@ async def http_get(sim: Simulator, path: str) -> tuple[int, Any]:
     return await asyncio.to_thread(fetch)
 
 
-async def wait_for(
-    condition: Callable[[], Awaitable[bool] | bool], within: float = DEADLINE
-) -> None:
-    """Poll ``condition`` until it holds; fails the test after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.02)
+#: ``await wait_for(probe, what)``: the devkit's wait, polling every 20 ms for ``DEADLINE`` s.
+wait_for = functools.partial(wait_until_async, within=DEADLINE, interval=0.02)
 
 
 def live_ids(sim: Simulator, sport: str | None = None) -> list[int]:

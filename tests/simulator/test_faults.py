@@ -37,7 +37,7 @@ async def test_drop_every_closes_with_a_close_frame() -> None:
         closed = await _closed(ws)
         assert closed.rcvd is not None  # type: ignore[attr-defined]
         assert closed.rcvd.code in (1001, 1011, 1013)  # type: ignore[attr-defined]
-        await wait_for(lambda: sim.stats()["drops"].get("close") == 1)
+        await wait_for(lambda: sim.stats()["drops"].get("close") == 1, "one close drop")
 
 
 async def test_drop_every_abrupt_has_no_close_frame() -> None:
@@ -151,9 +151,9 @@ async def test_stall_stops_reading_and_writing_then_resumes() -> None:
 
 async def test_stall_after_flag() -> None:
     async with running(update_rate=50, stall_after=0.2, stall_for=0.5) as sim:
-        await wait_for(lambda: sim.stats()["stalls"] == 1)
+        await wait_for(lambda: sim.stats()["stalls"] == 1, "one stall")
         assert sim.stats()["faults"]["stalled_for"] > 0
-        await wait_for(lambda: sim.stats()["faults"]["stalled_for"] == 0)
+        await wait_for(lambda: sim.stats()["faults"]["stalled_for"] == 0, "the stall to end")
 
 
 async def test_finish_endpoint_ends_a_match_and_subscribers_see_it() -> None:
@@ -191,7 +191,7 @@ async def test_match_state_history_and_eviction() -> None:
         match_id = live_ids(sim)[0]
         feed = sim.hub.feeds[match_id]
         first = feed.engine.seq
-        await wait_for(lambda: feed.engine.seq >= first + 10)
+        await wait_for(lambda: feed.engine.seq >= first + 10, "ten more updates")
         status, current = await http_get(sim, f"/_sim/matches/{match_id}")
         assert status == 200
         assert current["match_id"] == match_id
@@ -213,7 +213,7 @@ async def test_stats_count_frames_by_op_sport_and_match() -> None:
         frames = await frames_until(ws, lambda got: len(got) >= 12)
         await subscribe(ws, soccer, "unsubscribe")
         await subscribe(ws, cricket, "unsubscribe")
-        await wait_for(lambda: not sim.hub.feeds[soccer].subscribers)
+        await wait_for(lambda: not sim.hub.feeds[soccer].subscribers, "no subscriber left")
         stats = (await http_get(sim, "/_sim/stats"))[1]
         by_op = stats["frames_sent"]["by_op"]
         assert by_op["snapshot"] == 2

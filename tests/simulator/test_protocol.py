@@ -72,7 +72,7 @@ async def test_server_pings_every_interval() -> None:
         connect(sim, create_connection=PingRecorder) as ws,
     ):
         assert isinstance(ws, PingRecorder)
-        await wait_for(lambda: len(ws.pings) >= 3)
+        await wait_for(lambda: len(ws.pings) >= 3, "three server pings")
         gaps = [b - a for a, b in itertools.pairwise(ws.pings)]
         assert all(0.1 < gap < 0.6 for gap in gaps)
 

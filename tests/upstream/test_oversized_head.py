@@ -27,7 +27,10 @@ async def _oversized_head(
     async def first_then_rest() -> AsyncIterator[str]:
         yield fragments[0].decode()
         if apart:
-            await wait_for(lambda: bool(client) and client[0]._first_fragment is not None)
+            await wait_for(
+                lambda: bool(client) and client[0]._first_fragment is not None,
+                "the first fragment read",
+            )
         for fragment in fragments[1:]:
             yield fragment.decode()
 

@@ -65,7 +65,7 @@ async def test_a_frames_actions_are_dropped_when_its_connection_started_closing_
     websocket = _Scripted([_frame("snapshot", 1), _frame("update", 5)])  # 2 to 4 missing
     reading = asyncio.create_task(session._read(websocket))  # type: ignore[arg-type]
     paused = "sportrix_ingester_upstream_paused"
-    await wait_for(lambda: metrics.registry.get_sample_value(paused) == 1)
+    await wait_for(lambda: metrics.registry.get_sample_value(paused) == 1, "reading paused")
     assert book.unfollow(MATCH) == [Unsubscribe(0, MATCH), CloseConnection(0)]
     assert session.close_cleanly()
     buffer.acknowledge(len(await buffer.take(1)))

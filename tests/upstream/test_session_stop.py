@@ -44,7 +44,7 @@ async def test_a_session_stopped_as_it_finishes_closing_a_dropped_connection_end
         )
         session = UpstreamSession(0, config, book, lambda actions: None)
         task = asyncio.create_task(session.run())
-        await wait_for(lambda: sim.stats()["connections_open"] == 1)
+        await wait_for(lambda: sim.stats()["connections_open"] == 1, "one open connection")
 
         closing = session_module._TrackedConnection.close
 

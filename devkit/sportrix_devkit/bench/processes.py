@@ -6,35 +6,25 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from sportrix_devkit.waiting import free_port, stop_process, wait_until
 
 __all__ = [
     "Child",
     "SimulatorProcess",
     "cpu_seconds",
-    "free_port",
     "http_get",
     "memory_mb",
     "metric_value",
-    "wait_until",
 ]
 
 PYTHON = [sys.executable, "-m", "ingester"]
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def http_get(url: str, timeout: float = 5.0) -> bytes:
@@ -49,17 +39,6 @@ def metric_value(metrics_text: str, name: str, labels: str = "") -> float | None
     pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" ([0-9.eE+-]+)$"
     match = re.search(pattern, metrics_text, re.MULTILINE)
     return float(match[1]) if match else None
-
-
-def wait_until(probe: Any, what: str, timeout: float, interval: float = 0.1) -> Any:
-    """Call ``probe()`` until it returns something truthy; ``TimeoutError`` naming ``what``."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        result = probe()
-        if result:
-            return result
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -114,14 +93,9 @@ class Child:
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then SIGKILL the process group after ``timeout``; the exit code."""
         self.terminate()
-        if self.proc.poll() is None:
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        code = stop_process(self.proc, timeout, terminate=False)
         self._out.close()
-        return self.proc.returncode
+        return code
 
 
 class SimulatorProcess(Child):
@@ -135,14 +109,13 @@ class SimulatorProcess(Child):
             log,
         )  # fmt: skip
         self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
-        self.catalogue: list[dict[str, Any]] = wait_until(self._catalogue, "the simulator", 60)
+        self.catalogue: list[dict[str, Any]] = wait_until(
+            self._catalogue, "the simulator's /v1/matches", 60, retry_on=(OSError,)
+        )
 
-    def _catalogue(self) -> list[dict[str, Any]] | None:
+    def _catalogue(self) -> list[dict[str, Any]]:
         self.check_alive()
-        try:
-            listing: list[dict[str, Any]] = json.loads(self.get_raw("/v1/matches"))
-        except OSError:
-            return None
+        listing: list[dict[str, Any]] = json.loads(self.get_raw("/v1/matches"))
         return listing
 
     def get_raw(self, path: str) -> bytes:

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ from sportrix_devkit.bench.processes import (
     Child,
     SimulatorProcess,
     cpu_seconds,
-    free_port,
     http_get,
     memory_mb,
     metric_value,
@@ -46,6 +45,7 @@ from sportrix_devkit.bench.topic import (
     follow,
     read_appended,
 )
+from sportrix_devkit.waiting import free_port, wait_until_async
 
 __all__ = ["Options", "run"]
 
@@ -172,16 +172,6 @@ def _followed(options: Options, catalogue: list[dict[str, Any]]) -> list[int]:
 
 def _say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-async def _wait(probe: Callable[[], Any], what: str, limit: float, interval: float = 0.1) -> Any:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        value = probe()
-        if value:
-            return value
-        await asyncio.sleep(interval)
-    raise TimeoutError(f"timed out after {limit:.0f}s waiting for {what}")
 
 
 # -- ceilings ------------------------------------------------------------------------------
@@ -406,7 +396,7 @@ async def _start_fleet(
     started = time.monotonic()
     try:
         what = f"{len(ids)} matches active on {options.replicas} replica(s)"
-        await _wait(lambda: fleet.settled(len(ids)), what, 180, 0.05)
+        await wait_until_async(lambda: fleet.settled(len(ids)), what, 180, interval=0.05)
     except BaseException:
         fleet.stop()
         raise
@@ -489,8 +479,12 @@ async def _scale(options: Options, bootstrap: str, result: dict[str, Any]) -> No
         for _ in range(options.drops):
             sim.get_raw(f"/_sim/drop?mode={options.drop_mode}")
             dropped = time.monotonic()
-            await _wait(lambda: 0 <= fleet.active() < n, "the drop to be noticed", 30, 0.01)
-            await _wait(lambda: fleet.active() >= n, f"{n} matches active again", 120, 0.02)
+            await wait_until_async(
+                lambda: 0 <= fleet.active() < n, "the drop to be noticed", 30, interval=0.01
+            )
+            await wait_until_async(
+                lambda: fleet.active() >= n, f"{n} matches active again", 120, interval=0.02
+            )
             recoveries.append(time.monotonic() - dropped)
             await asyncio.sleep(max(1.0, options.duration / max(1, options.drops) - 5))
         elapsed = time.monotonic() - t0

@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import threading
@@ -37,6 +36,7 @@ from sportrix_devkit.localkafka.fetch import (
     java_executable,
 )
 from sportrix_devkit.localkafka.tls import TlsFiles, make_tls_files
+from sportrix_devkit.waiting import WaitTimeout, free_port, listening, stop_process, wait_until
 
 __all__ = [
     "BrokerState",
@@ -137,23 +137,20 @@ def _signal_and_wait(pgid: int, signum: signal.Signals, timeout: float) -> bool:
     """Send ``signum`` to process group ``pgid``; whether it is gone within ``timeout``."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signum)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pgid, os.WNOHANG)  # reap it if it is our own child
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.1)
-    return False
+        return False
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    try:
+        return wait_until(gone, f"process group {pgid} to exit", timeout)
+    except WaitTimeout:
+        return False
 
 
 def _pdeathsig_prefix() -> list[str]:
@@ -303,10 +300,10 @@ class LocalKafka:
         attempt = 1
         while True:
             self._prepare_data_dir()
-            self.port = given[0] or _free_port()
-            self.controller_port = given[1] or _free_port()
+            self.port = given[0] or free_port()
+            self.controller_port = given[1] or free_port()
             if self.secure:
-                self.secure_port = given[2] or _free_port()
+                self.secure_port = given[2] or free_port()
                 self._tls = make_tls_files(self.data_dir / "tls")
             self._write_config()
             self._format()
@@ -349,7 +346,7 @@ class LocalKafka:
             self._finalizer.detach()
             self._finalizer = None
         if proc is not None:
-            _terminate(proc, self.stop_timeout)
+            stop_process(proc, self.stop_timeout)
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / _STATE).unlink()
 
@@ -497,7 +494,7 @@ class LocalKafka:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._finalizer = weakref.finalize(self, _terminate, self._proc, self.stop_timeout)
+        self._finalizer = weakref.finalize(self, stop_process, self._proc, self.stop_timeout)
         try:
             self._wait_until_ready()
         except BaseException:
@@ -529,34 +526,31 @@ class LocalKafka:
         return "\n".join(text.splitlines()[-lines:])
 
     def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        configs = [{"bootstrap_servers": self.bootstrap_servers}]
+        """Until a producer gets a record acknowledged on every listener, in turn."""
+        pending = [{"bootstrap_servers": self.bootstrap_servers}]
         if self.secure:
-            configs.append(self.secure_client_config())
-        for config in configs:
-            while True:
-                proc = self._proc
-                if proc is None or proc.poll() is not None:
-                    code = None if proc is None else proc.returncode
-                    raise LocalKafkaError(
-                        f"Kafka {KAFKA_VERSION} exited during start-up (exit {code}); "
-                        f"last lines of {self.log_file}:\n{self._log_tail()}"
-                    )
-                if time.monotonic() > deadline:
-                    raise LocalKafkaError(
-                        f"Kafka {KAFKA_VERSION} did not take a record within "
-                        f"{self.start_timeout:.0f} s; last lines of {self.log_file}:\n"
-                        f"{self._log_tail()}"
-                    )
-                if _accepts_connection(self.port) and can_produce(config):
-                    break
-                time.sleep(0.2)
+            pending.append(self.secure_client_config())
 
+        def ready() -> bool:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                code = None if proc is None else proc.returncode
+                raise LocalKafkaError(
+                    f"Kafka {KAFKA_VERSION} exited during start-up (exit {code}); "
+                    f"last lines of {self.log_file}:\n{self._log_tail()}"
+                )
+            if listening(self.port) and can_produce(pending[0]):
+                pending.pop(0)
+            return not pending
 
-def _accepts_connection(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        try:
+            wait_until(ready, "a record taken", self.start_timeout, interval=0.2)
+        except WaitTimeout:
+            raise LocalKafkaError(
+                f"Kafka {KAFKA_VERSION} did not take a record within "
+                f"{self.start_timeout:.0f} s; last lines of {self.log_file}:\n"
+                f"{self._log_tail()}"
+            ) from None
 
 
 def can_produce(config: dict[str, Any]) -> bool:
@@ -577,16 +571,3 @@ def can_produce(config: dict[str, Any]) -> bool:
     except Exception:
         return False
     return True
-
-
-def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

@@ -18,6 +18,7 @@ import urllib.request
 import websockets
 
 from sportrix_devkit.simulator.engines import engine_kinds
+from sportrix_devkit.waiting import wait_until
 
 __all__ = ["count_frames", "main"]
 
@@ -40,16 +41,12 @@ async def count_frames(url: str, match_ids: list[int], seconds: float) -> tuple[
 
 
 def _wait_for_catalogue(base: str, timeout: float) -> list[dict[str, object]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/v1/matches", timeout=1) as response:
-                listing: list[dict[str, object]] = json.load(response)
-                return listing
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    def catalogue() -> list[dict[str, object]]:
+        with urllib.request.urlopen(f"{base}/v1/matches", timeout=1) as response:
+            listing: list[dict[str, object]] = json.load(response)
+            return listing
+
+    return wait_until(catalogue, f"{base}/v1/matches", timeout, retry_on=(OSError,))
 
 
 def main(argv: list[str] | None = None) -> int:
