@@ -1,8 +1,9 @@
 """Measure how many frames/s one simulator process pushes to one connection.
 
-``python -m sportrix_devkit.simulator.bench`` starts ``sportrix-ingester simulate`` in a child
-process, subscribes one bare ``websockets`` connection to every live match, counts the
-frames received over a window and prints the rate. See ``docs/benchmarks.md``.
+``python -m sportrix_devkit.bench.simulator`` starts ``sportrix-ingester simulate`` in a child
+process, subscribes one bare ``websockets`` connection to every live match (the benchmark's bare
+client, :func:`sportrix_devkit.bench.client.drain`), counts the frames received over a window
+and prints the rate. See ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -12,32 +13,13 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 
-import websockets
-
+from sportrix_devkit.bench.client import drain
 from sportrix_devkit.simulator.engines import engine_kinds
 from sportrix_devkit.waiting import wait_until
 
-__all__ = ["count_frames", "main"]
-
-
-async def count_frames(url: str, match_ids: list[int], seconds: float) -> tuple[int, float]:
-    """Subscribe to ``match_ids`` on ``url``; count frames for ``seconds`` after the first.
-
-    Returns ``(frames, elapsed seconds)``.
-    """
-    async with websockets.connect(url, max_size=None, compression=None) as ws:
-        for match_id in match_ids:
-            await ws.send(json.dumps({"action": "subscribe", "match_id": match_id}))
-        await ws.recv(decode=False)
-        frames, started = 0, time.perf_counter()
-        deadline = started + seconds
-        while time.perf_counter() < deadline:
-            await ws.recv(decode=False)
-            frames += 1
-        return frames, time.perf_counter() - started
+__all__ = ["main"]
 
 
 def _wait_for_catalogue(base: str, timeout: float) -> list[dict[str, object]]:
@@ -51,7 +33,7 @@ def _wait_for_catalogue(base: str, timeout: float) -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; prints one line with frames/s."""
-    parser = argparse.ArgumentParser(prog="python -m sportrix_devkit.simulator.bench")
+    parser = argparse.ArgumentParser(prog="python -m sportrix_devkit.bench.simulator")
     parser.add_argument("--port", type=int, default=18765)
     sports = list(engine_kinds())
     parser.add_argument("--sport", choices=sports, default=sports[0], help="the sport played")
@@ -70,8 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{args.port}"
         live = [m["match_id"] for m in _wait_for_catalogue(base, 60) if m["status"] == "live"]
         ids = [match_id for match_id in live if isinstance(match_id, int)]
-        url = f"ws://127.0.0.1:{args.port}/v1/stream?key=demo-key"
-        frames, elapsed = asyncio.run(count_frames(url, ids, args.seconds))
+        spec = {
+            "url": f"ws://127.0.0.1:{args.port}/v1/stream", "api_key": "demo-key",
+            "match_ids": ids, "per_connection": len(ids), "warmup": 0.5,
+            "seconds": args.seconds, "sample": 0,
+        }  # fmt: skip
+        counted = asyncio.run(drain(spec))
+        frames, elapsed = counted["frames"], counted["seconds"]
     finally:
         server.terminate()
         server.wait(10)
