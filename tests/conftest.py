@@ -48,14 +48,27 @@ KAFKA_FIXTURES = frozenset({"kafka", "local_kafka", "topic_factory", "unique_top
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
     """Mark every test that uses a Kafka fixture with ``kafka`` (before ``-m`` selects), and
-    once every conftest has marked its tests, move the ``slow`` ones to the front."""
+    once every conftest has marked its tests, move the ``slow`` ones to the front. On an xdist
+    worker under ``--dist loadgroup``, a grouped test whose node id lacks its ``@group`` suffix
+    stops the run: pytest-xdist would silently spread the group over the workers."""
     for item in items:
         if KAFKA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kafka)
     yield
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    if getattr(config.option, "loadgroup", False):
+        lost = [
+            i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid
+        ]
+        if lost:
+            raise pytest.UsageError(
+                f"pytest-xdist did not group {lost[0]} (and {len(lost) - 1} more): this pytest "
+                "and pytest-xdist do not work together (docs/dependencies.md)"
+            )
 
 
 @dataclass(frozen=True)
