@@ -45,6 +45,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sportrix_devkit.localkafka import LocalKafka, LocalKafkaError, can_produce
 
 KAFKA_FIXTURES = frozenset({"kafka", "local_kafka", "topic_factory", "unique_topic"})
+UNGROUPED = pytest.StashKey[str]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -54,21 +55,25 @@ def pytest_collection_modifyitems(
     """Mark every test that uses a Kafka fixture with ``kafka`` (before ``-m`` selects), and
     once every conftest has marked its tests, move the ``slow`` ones to the front. On an xdist
     worker under ``--dist loadgroup``, a grouped test whose node id lacks its ``@group`` suffix
-    stops the run: pytest-xdist would silently spread the group over the workers."""
+    fails (:func:`pytest_runtest_setup`): pytest-xdist would silently spread its group."""
     for item in items:
         if KAFKA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kafka)
     yield
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if getattr(config.option, "loadgroup", False):
-        lost = [
-            i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid
-        ]
-        if lost:
-            raise pytest.UsageError(
-                f"pytest-xdist did not group {lost[0]} (and {len(lost) - 1} more): this pytest "
-                "and pytest-xdist do not work together (docs/dependencies.md)"
-            )
+        for item in items:
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+                item.stash[UNGROUPED] = (
+                    "pytest-xdist did not put this test in its xdist_group: this pytest and "
+                    "pytest-xdist do not work together (docs/dependencies.md)"
+                )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test that lost its ``xdist_group`` (see :func:`pytest_collection_modifyitems`)."""
+    if UNGROUPED in item.stash:
+        pytest.fail(item.stash[UNGROUPED], pytrace=False)
 
 
 @dataclass(frozen=True)
