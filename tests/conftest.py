@@ -17,7 +17,13 @@ is a process of its own with its own session, so it starts its own broker on fre
 own temporary folder (``tmp_path_factory`` is per worker), and a test that stops or restarts
 ``local_kafka`` only affects the tests of its worker, which run one at a time. Topic names are
 unique per test, so workers also share an external broker safely. Tests that must not run at
-the same time as each other take ``@pytest.mark.xdist_group("NAME")``: one worker runs them all.
+the same time as each other take ``@pytest.mark.xdist_group("NAME")``: one worker runs them all;
+so do the tests of a module whose module-scoped fixture is costly (an image build, a venv),
+which would otherwise be made once on every worker that runs one of them.
+
+The ``slow`` tests are collected first. Workers take tests in collection order (groups of
+several tests before single tests), so the long waits start at once and overlap, and the many
+short tests fill in behind them instead of one worker ending the run alone on a long test.
 
 Tests that use any of these are marked ``kafka`` automatically (``pytest -m "not kafka"`` runs
 the rest). When no broker can be had, those tests fail with the reason; they never skip.
@@ -39,13 +45,35 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sportrix_devkit.localkafka import LocalKafka, LocalKafkaError, can_produce
 
 KAFKA_FIXTURES = frozenset({"kafka", "local_kafka", "topic_factory", "unique_topic"})
+UNGROUPED = pytest.StashKey[str]()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a Kafka fixture with ``kafka``."""
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
+    """Mark every test that uses a Kafka fixture with ``kafka`` (before ``-m`` selects), and
+    once every conftest has marked its tests, move the ``slow`` ones to the front. On an xdist
+    worker under ``--dist loadgroup``, a grouped test whose node id lacks its ``@group`` suffix
+    fails (:func:`pytest_runtest_setup`): pytest-xdist would silently spread its group."""
     for item in items:
         if KAFKA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kafka)
+    yield
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    if getattr(config.option, "loadgroup", False):
+        for item in items:
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+                item.stash[UNGROUPED] = (
+                    "pytest-xdist did not put this test in its xdist_group: this pytest and "
+                    "pytest-xdist do not work together (docs/dependencies.md)"
+                )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test that lost its ``xdist_group`` (see :func:`pytest_collection_modifyitems`)."""
+    if UNGROUPED in item.stash:
+        pytest.fail(item.stash[UNGROUPED], pytrace=False)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from .conftest import Helm
 from .image import REPO, ImageBuildError, Pod, Rootfs, build, buildah
 
 # A cold run makes the Debian base (minutes) before the first test; a warm one takes seconds.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+# One worker runs the module, so the image is built once per run.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800), pytest.mark.xdist_group("image")]
 
 KUBE_VERSION = ("--kube-version", "1.29.0")
 POD_NAME = "ingest-sportrix-ingester-7d9c8b5f4-x2x7q"

@@ -32,7 +32,8 @@ from sportrix_devkit.waiting import free_port, wait_until
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 
-pytestmark = pytest.mark.slow
+# One worker runs the module, so the recipe's virtualenv is made once per run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("image-recipe")]
 
 
 # --------------------------------------------------------------------------- Dockerfile parsing

@@ -22,6 +22,9 @@ from ingester.encode.schemas import parse_avro_schema
 from tests.examples.builds import EXAMPLES, SCHEMAS, JavaBuild
 from tests.examples.conftest import NAMESPACE, Written, check_lines
 
+# One worker runs the module, so the daemon writes the topic (``written``) once per run.
+pytestmark = pytest.mark.xdist_group("examples-written")
+
 #: A consumer: (bootstrap, topic, max records, schemas folder) -> its command line.
 Command = Callable[[str, str, int, Path], list[str]]
 

@@ -24,6 +24,9 @@ from tests.resilience.ledger import (
     settle,
 )
 
+# One worker runs these, so their broker (``outage_kafka``) is started once per run.
+pytestmark = pytest.mark.xdist_group("outage-broker")
+
 
 def _topics(name: str) -> Topics:
     stamp = f"{name}-{time.monotonic_ns()}"
