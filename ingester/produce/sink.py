@@ -11,6 +11,13 @@ the broker refuses as too large (over the topic's ``max.message.bytes``) is spli
 again, down to single records; only a record Kafka refuses for good on its own (too large,
 corrupt) is dropped: logged, counted in ``records_dropped_total`` and skipped, so it cannot
 stall every match.
+
+The linger is adaptive: a round is handed to the producer as soon as the previous one is
+answered, its batches closed so that the producer sends them at once (aiokafka keeps an
+open batch for ``linger_ms``), and it holds whatever arrived while the previous round was
+in flight. An idle sink sends a frame's record at once; a busy one batches as much as one
+round trip to Kafka lets in. With ``linger=True`` the producer's own ``linger_ms`` applies
+to every batch as well (fewer, larger requests; more lag).
 """
 
 from __future__ import annotations
@@ -69,8 +76,11 @@ class KafkaSink:
         metrics: Metrics,
         producer_factory: Callable[[], AIOKafkaProducer],
         rng: random.Random | None = None,
+        *,
+        linger: bool = False,
     ) -> None:
         self._buffer = buffer
+        self._linger = linger
         self._metrics = metrics
         self._factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
@@ -269,6 +279,8 @@ class KafkaSink:
                         topic, record.value, key=record.key, headers=record.headers
                     )
                 else:
+                    if not self._linger:
+                        builder.close()  # no linger in the producer: sent with its next request
                     future = await producer.send_batch(builder, topic, partition=partition)
             except _UNWRITABLE as exc:
                 retry.update(self._refused(topic, members, exc))
