@@ -194,6 +194,18 @@ async def _wait(probe: Callable[[], Any], what: str, limit: float, interval: flo
     raise TimeoutError(f"timed out after {limit:.0f}s waiting for {what}")
 
 
+def _client_spec(options: Options, sim: SimulatorProcess, **extra: Any) -> dict[str, Any]:
+    """What a client process of the bench (bare client, bridge) needs to follow the run's
+    matches on ``sim``, and ``extra``."""
+    return {
+        "url": sim.url,
+        "api_key": _KEY,
+        "match_ids": _followed(options, sim.catalogue),
+        "per_connection": min(options.per_connection, options.max_subscriptions),
+        **extra,
+    }
+
+
 # -- ceilings ------------------------------------------------------------------------------
 
 
@@ -201,16 +213,9 @@ async def _ceilings(options: Options, bootstrap: str, result: dict[str, Any]) ->
     _say("ceiling (a): a bare websockets client drains the simulator")
     sim = _simulator(options, "simulator-ceiling.log")
     try:
-        ids = _followed(options, sim.catalogue)
-        spec = {
-            "url": sim.url,
-            "api_key": _KEY,
-            "match_ids": ids,
-            "per_connection": min(options.per_connection, options.max_subscriptions),
-            "warmup": options.warmup,
-            "seconds": options.duration,
-            "sample": 5000,
-        }
+        spec = _client_spec(
+            options, sim, warmup=options.warmup, seconds=options.duration, sample=5000
+        )
         spec_path, out_path = options.out / "client-spec.json", options.out / "client-out.json"
         spec_path.write_text(json.dumps(spec))
         command = [
@@ -367,15 +372,7 @@ async def _bridge(options: Options, bootstrap: str, result: dict[str, Any]) -> N
     bridge: Child | None = None
     try:
         await create_topic(bootstrap, topic, options.partitions, APPEND_TIME)
-        ids = _followed(options, sim.catalogue)
-        spec = {
-            "url": sim.url,
-            "api_key": _KEY,
-            "match_ids": ids,
-            "per_connection": min(options.per_connection, options.max_subscriptions),
-            "bootstrap": bootstrap,
-            "topic": topic,
-        }
+        spec = _client_spec(options, sim, bootstrap=bootstrap, topic=topic)
         spec_path.write_text(json.dumps(spec))
         log = options.out / "bridge.log"
         bridge = Child([str(spec_path)], log, module="sportrix_devkit.bench.bridge")
