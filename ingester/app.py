@@ -92,7 +92,9 @@ class Daemon:
         )
         self.pool = UpstreamPool(book, sessions, on_retire=self._retire)
         self.steering = Steering(settings, book, self.pool.execute, self.buffer, metrics)
-        self.sink = KafkaSink(self.buffer, metrics, self._new_producer)
+        self.sink = KafkaSink(
+            self.buffer, metrics, self._new_producer, linger=settings.linger_ms > 0
+        )
         self.config = ConfigConsumer(
             self._kafka_kwargs,
             topic=settings.config_topic,

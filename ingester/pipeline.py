@@ -92,6 +92,7 @@ class OutRecord:
     sport: str | None = None
     updated_at_ms: int | None = None
     stage: Stage | None = None  # set for dead letters
+    buffered_at: float = 0.0  # wall-clock time the buffer took it (the produce stages)
 
 
 class FrameProcessor:

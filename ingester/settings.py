@@ -123,7 +123,8 @@ class Settings(BaseSettings):
 
     # Producer
     buffer_records: int = _env("INGESTER_BUFFER_RECORDS", default=20_000, ge=1)
-    linger_ms: int = _env("INGESTER_LINGER_MS", default=5, ge=0)
+    # 0: adaptive, the sink sends as soon as Kafka answered its previous round.
+    linger_ms: int = _env("INGESTER_LINGER_MS", default=0, ge=0)
     compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = _env(
         "INGESTER_COMPRESSION", default="lz4"
     )

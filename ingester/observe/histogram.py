@@ -45,6 +45,11 @@ class HistogramSeries:
             total += value
         self.total += total
 
+    def observe_repeated(self, value: float, count: int) -> None:
+        """Add ``value`` ``count`` times (a whole batch that spent the same time)."""
+        self.counts[bisect_left(self._bounds, value)] += count
+        self.total += value * count
+
 
 class BatchHistogram(Collector):
     """A histogram family with label names ``labelnames``; register it once in ``registry``."""

@@ -13,13 +13,30 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from ingester import __version__
 from ingester.observe.histogram import BatchHistogram
 
-__all__ = ["ERROR_CODES", "LATENCY_BUCKETS", "METRIC_NAMES", "Metrics"]
+__all__ = [
+    "ERROR_CODES",
+    "LATENCY_BUCKETS",
+    "METRIC_NAMES",
+    "PRODUCE_STAGES",
+    "STAGE_BUCKETS",
+    "Metrics",
+]
 
 #: Seconds; resolves single milliseconds up to minutes.
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 )  # fmt: skip
+
+#: Seconds; the produce stages take fractions of a millisecond to tens of them.
+STAGE_BUCKETS: tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075,
+    0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+#: The steps of a record between the socket and Kafka's acknowledgement, in order (the
+#: ``stage`` label of ``produce_stage_seconds``).
+PRODUCE_STAGES = ("processed", "queued", "batched", "acknowledged")
 
 _PREFIX = "sportrix_ingester_"
 
@@ -52,6 +69,9 @@ _HELP = {
     "dlq_records": "Frames sent to the dead-letter topic, by stage.",
     "lag_seconds": "Kafka acknowledgement time minus the frame's updated_at.",
     "produce_latency_seconds": "Kafka acknowledgement time minus the frame's receive time.",
+    "produce_stage_seconds": (
+        "Time a record spent in each step from its frame's receipt to Kafka's acknowledgement."
+    ),
     "buffered_records": "Records received and not yet acknowledged.",
     "buffer_capacity_records": "Capacity of the record buffer.",
     "upstream_paused": "1 while reading from the upstream is paused because the buffer is full.",
@@ -88,6 +108,7 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "records_dropped": ("error",),
     "dlq_records": ("stage",),
     "lag_seconds": ("sport",),
+    "produce_stage_seconds": ("stage",),
     "seq_gaps": ("sport",),
     "out_of_order_frames": ("sport",),
     "skipped_frames": ("reason",),
@@ -116,6 +137,7 @@ class Metrics:
         # Observed a batch at a time by the sink (see ingester.observe.histogram).
         self.lag = histogram("lag_seconds")
         self.produce_latency = histogram("produce_latency_seconds")
+        self.produce_stages = histogram("produce_stage_seconds", STAGE_BUCKETS)
         self.buffered_records = gauge("buffered_records")
         self.buffer_capacity = gauge("buffer_capacity_records")
         self.upstream_paused = gauge("upstream_paused")
@@ -142,10 +164,10 @@ class Metrics:
     def _gauge(self, name: str) -> Gauge:
         return Gauge(_PREFIX + name, _HELP[name], _LABELS.get(name, ()), registry=self.registry)
 
-    def _histogram(self, name: str) -> BatchHistogram:
+    def _histogram(self, name: str, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> BatchHistogram:
         labels = _LABELS.get(name, ())
         return BatchHistogram(
-            _PREFIX + name, _HELP[name], labels, buckets=LATENCY_BUCKETS, registry=self.registry
+            _PREFIX + name, _HELP[name], labels, buckets=buckets, registry=self.registry
         )
 
     def _prime(self) -> None:
@@ -170,6 +192,8 @@ class Metrics:
             self.config_commands.labels(result=result)
         for code in (*ERROR_CODES, "other"):
             self.error_frames.labels(code=code)
+        for stage in PRODUCE_STAGES:
+            self.produce_stages.labels(stage=stage)
 
     def prime_sports(self, sports: Iterable[str]) -> None:
         """Create the per-sport series of every sport the daemon has a schema for."""

@@ -10,6 +10,7 @@ wait is cancelled.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 
 from ingester.pipeline import OutRecord
@@ -83,6 +84,7 @@ class RecordBuffer:
         return ticket
 
     def _append(self, ticket: int, record: OutRecord) -> None:
+        record.buffered_at = time.time()
         self._queue.append((ticket, record))
         self._unacknowledged += 1
         self._readable.set()

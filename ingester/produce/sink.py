@@ -11,6 +11,13 @@ the broker refuses as too large (over the topic's ``max.message.bytes``) is spli
 again, down to single records; only a record Kafka refuses for good on its own (too large,
 corrupt) is dropped: logged, counted in ``records_dropped_total`` and skipped, so it cannot
 stall every match.
+
+The linger is adaptive: a round is handed to the producer as soon as the previous one is
+answered, its batches closed so that the producer sends them at once (aiokafka keeps an
+open batch for ``linger_ms``), and it holds whatever arrived while the previous round was
+in flight. An idle sink sends a frame's record at once; a busy one batches as much as one
+round trip to Kafka lets in. With ``linger=True`` the producer's own ``linger_ms`` applies
+to every batch as well (fewer, larger requests; more lag).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -35,7 +43,7 @@ from prometheus_client import Counter
 
 from ingester.core.backoff import Backoff
 from ingester.observe.histogram import HistogramSeries
-from ingester.observe.metrics import Metrics
+from ingester.observe.metrics import PRODUCE_STAGES, Metrics
 from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 
@@ -68,8 +76,11 @@ class KafkaSink:
         metrics: Metrics,
         producer_factory: Callable[[], AIOKafkaProducer],
         rng: random.Random | None = None,
+        *,
+        linger: bool = False,
     ) -> None:
         self._buffer = buffer
+        self._linger = linger
         self._metrics = metrics
         self._factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
@@ -79,6 +90,8 @@ class KafkaSink:
         self._sending_since: float | None = None
         self._stall_logged = False  # the current batch's stall has been logged
         self._produce_latency = metrics.produce_latency.labels()
+        self._stages = [metrics.produce_stages.labels(stage=stage) for stage in PRODUCE_STAGES]
+        self._taken_at = 0.0  # wall-clock time the batch being delivered was taken
         self._by_sport: dict[str, tuple[Counter, HistogramSeries]] = {}
         self._partitions: dict[str, tuple[frozenset[int], dict[bytes, int]]] = {}
         self._limits: dict[str, int] = {}  # learned batch limits (bytes), by topic
@@ -161,6 +174,7 @@ class KafkaSink:
 
     async def _deliver(self, batch: list[OutRecord]) -> None:
         pending = batch
+        self._taken_at = time.time()
         self._sending_since = time.monotonic()
         try:
             while pending:
@@ -210,35 +224,22 @@ class KafkaSink:
             error = exc
         grouped = {id(r) for _, _, _, members in units for r in members}
         retry = {id(r) for r in records if id(r) not in grouped}  # the next round's
-        sent: list[tuple[str, list[OutRecord], asyncio.Future[Any]]] = []
+        acked_at: dict[int, float] = {}  # by index in ``sent``: when Kafka answered
+        sent, error = await self._hand_over(producer, units, retry, acked_at, error)
         failed = False
-        for index, (topic, partition, builder, members) in enumerate(units):
-            try:
-                if builder is None:
-                    record = members[0]
-                    future = await producer.send(
-                        topic, record.value, key=record.key, headers=record.headers
-                    )
-                else:
-                    future = await producer.send_batch(builder, topic, partition=partition)
-            except _UNWRITABLE as exc:
-                retry.update(self._refused(topic, members, exc))
-                continue
-            except Exception as exc:
-                error = exc
-                retry.update(id(r) for _, _, _, rest in units[index:] for r in rest)
-                break
-            sent.append((topic, members, future))
         if error is not None:
             self._count_error(error)
             failed = True
-        results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
+        results = await asyncio.gather(*(f for _, _, f, _ in sent), return_exceptions=True)
         now = time.time()
         acknowledged: list[OutRecord] = []
         refused = False  # by the broker: the producer's sequence counted those records
-        for (topic, members, _), result in zip(sent, results, strict=True):
+        for index, ((topic, members, _, handed), result) in enumerate(
+            zip(sent, results, strict=True)
+        ):
             if not isinstance(result, BaseException):
                 acknowledged += members
+                self._observe_stages(members, handed, acked_at.get(index, now))
             elif isinstance(result, _UNWRITABLE):
                 refused = True
                 retry.update(self._refused(topic, members, result))
@@ -257,6 +258,40 @@ class KafkaSink:
             log.info("restarting the Kafka producer after a refused batch (its sequence)")
             await self._close_producer()
         return [r for r in records if id(r) in retry], failed
+
+    async def _hand_over(
+        self,
+        producer: AIOKafkaProducer,
+        units: list[tuple[str, int | None, Any, list[OutRecord]]],
+        retry: set[int],
+        acked_at: dict[int, float],
+        error: BaseException | None,
+    ) -> tuple[list[tuple[str, list[OutRecord], asyncio.Future[Any], float]], BaseException | None]:
+        """Hand ``units`` to the producer, in order, until one fails: the units handed over
+        (with the time they were) and the error, if any. The ids of records to send again
+        go into ``retry``; each unit's acknowledgement time will be in ``acked_at``."""
+        sent: list[tuple[str, list[OutRecord], asyncio.Future[Any], float]] = []
+        for index, (topic, partition, builder, members) in enumerate(units):
+            try:
+                if builder is None:
+                    record = members[0]
+                    future = await producer.send(
+                        topic, record.value, key=record.key, headers=record.headers
+                    )
+                else:
+                    if not self._linger:
+                        builder.close()  # no linger in the producer: sent with its next request
+                    future = await producer.send_batch(builder, topic, partition=partition)
+            except _UNWRITABLE as exc:
+                retry.update(self._refused(topic, members, exc))
+                continue
+            except Exception as exc:
+                error = exc
+                retry.update(id(r) for _, _, _, rest in units[index:] for r in rest)
+                break
+            future.add_done_callback(partial(_note_time, acked_at, len(sent)))
+            sent.append((topic, members, future, time.time()))
+        return sent, error
 
     def _refused(self, topic: str, members: list[OutRecord], error: BaseException) -> list[int]:
         """Kafka refused a send unit for good: the ids of its records to send again.
@@ -357,6 +392,16 @@ class KafkaSink:
             len(record.value),
         )
 
+    def _observe_stages(self, members: list[OutRecord], handed: float, acked: float) -> None:
+        """Where a send unit's records spent their time (``produce_stage_seconds``): frame
+        processing, the buffer, the sink's batching, Kafka's acknowledgement."""
+        taken = self._taken_at
+        processed, queued, batched, acknowledged = self._stages
+        processed.observe_many([r.buffered_at - r.received_at for r in members])
+        queued.observe_many([taken - r.buffered_at for r in members])
+        batched.observe_repeated(handed - taken, len(members))
+        acknowledged.observe_repeated(acked - handed, len(members))
+
     def _acknowledged(self, records: list[OutRecord], now: float) -> None:
         """Count what Kafka acknowledged at ``now``: one metric update per sport and batch."""
         self._produce_latency.observe_many([max(0.0, now - r.received_at) for r in records])
@@ -423,6 +468,10 @@ class KafkaSink:
         producer, self._producer = self._producer, None
         if producer is not None:
             await _close_quietly(producer)
+
+
+def _note_time(times: dict[int, float], index: int, _: object) -> None:
+    times[index] = time.time()
 
 
 def _size(record: OutRecord) -> int:

@@ -19,7 +19,7 @@ TINY = ["--soccer", "8", "--cricket", "2", "--update-rate", "5", "--warmup", "1"
 def run_bench(kafka: object, out: Path, *args: str) -> dict[str, object]:
     bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
     command = [*BENCH, *args, "--kafka", bootstrap, "--out", str(out), *TINY]
-    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=170)
     assert done.returncode == 0, done.stderr[-4000:]
     scenario = args[0]
     for suffix in ("json", "md", "png"):
@@ -29,7 +29,7 @@ def run_bench(kafka: object, out: Path, *args: str) -> dict[str, object]:
     return result
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_throughput_scenario_measures_the_ingester_and_its_ceilings(
     kafka: object, tmp_path: Path
 ) -> None:
@@ -61,7 +61,23 @@ def test_throughput_scenario_measures_the_ingester_and_its_ceilings(
     # CPU time comes in 10 ms ticks: a tiny run may read 0, never less.
     assert simulator["cpu_utilisation"] >= 0
     assert simulator["cpu_s_per_1000_frames"] >= 0
-    assert "| simulator CPU utilisation" in (tmp_path / "bench-throughput.md").read_text()
+    report = (tmp_path / "bench-throughput.md").read_text()
+    assert "| simulator CPU utilisation" in report
+    # The ingester's produce stages come from its /metrics over the window.
+    stages = ingester["stages_ms"]
+    assert set(stages) == {"processed", "queued", "batched", "acknowledged"}
+    assert all(0 <= stage["p50"] <= stage["p99"] for stage in stages.values())
+    assert all(stage["records"] > 0 for stage in stages.values())
+    # The naive bridge ran on the same load, into its own topic, and is compared.
+    bridge = result["bridge"]
+    assert isinstance(bridge, dict)
+    for name in ("frames_per_s", "records_per_s", "cpu_s_per_1000_frames"):
+        assert bridge[name] > 0, name
+    assert 0 <= bridge["lag_ms"]["p50"] <= bridge["lag_ms"]["p99"]
+    for row in (ingester, bridge):
+        assert row["ratio_to_websocket_client"] > 0
+    assert "| naive bridge |" in report
+    assert "| bare websockets client (ceiling) |" in report
 
 
 @pytest.mark.timeout(120)
@@ -85,7 +101,15 @@ def test_replicas_share_the_matches_and_are_measured_together(
     kafka: object, tmp_path: Path
 ) -> None:
     result = run_bench(
-        kafka, tmp_path, "throughput", "--duration", "2", "--no-ceilings", "--replicas", "2"
+        kafka,
+        tmp_path,
+        "throughput",
+        "--duration",
+        "2",
+        "--no-ceilings",
+        "--no-bridge",
+        "--replicas",
+        "2",
     )
     replicas = result["replicas"]
     assert isinstance(replicas, dict)
@@ -102,4 +126,6 @@ def test_replicas_share_the_matches_and_are_measured_together(
     assert isinstance(ingester, dict)
     assert ingester["records_per_s"] > 0
     assert "ratio_to_serial_bound" not in result  # a one-process bound
+    assert "bridge" not in result
+    assert ingester["ratio_to_websocket_client"] > 0  # the bare client runs without ceilings
     assert "| ingester replicas" in (tmp_path / "bench-throughput.md").read_text()

@@ -383,3 +383,26 @@ async def test_a_slow_but_acknowledging_kafka_is_not_a_stall(
         await asyncio.gather(task, return_exceptions=True)
     assert not stalls, f"stalled while Kafka acknowledged: {stalls[:3]}…"
     assert not [r.getMessage() for r in caplog.records if "stalled" in r.getMessage()]
+
+
+async def test_an_idle_sink_sends_at_once_whatever_the_producer_linger(
+    kafka: object, topic_factory: TopicFactory
+) -> None:
+    """Adaptive linger: the sink closes its batches, so the producer sends them with its
+    next request instead of holding them for ``linger_ms`` (a minute here), and says where
+    each record's time went."""
+    bootstrap = kafka.bootstrap_servers  # type: ignore[attr-defined]
+    topic = await topic_factory(partitions=3)
+    sink, buffer, metrics = new_sink(
+        100,
+        lambda: AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=60_000
+        ),
+    )
+    now = time.time()
+    for n in range(3):
+        buffer.put_nowait(OutRecord(topic, str(n).encode(), b"v", [], received_at=now))
+    await run_until_drained(sink, buffer, deadline=30)  # a minute's linger would time out
+    assert [v for _, v in await read_all(bootstrap, topic, 3)] == [b"v"] * 3
+    for stage in ("processed", "queued", "batched", "acknowledged"):
+        assert sum(metrics.produce_stages.labels(stage=stage).counts) == 3, stage

@@ -39,7 +39,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--max-subscriptions", type=int, default=500, help="simulator cap per connection")
     add("--per-connection", type=int, default=500, help="daemon matches per connection")
     add("--partitions", type=int, default=12, help="data topic partitions (12)")
-    add("--no-ceilings", dest="ceilings", action="store_false", help="skip the ceilings")
+    add(
+        "--no-ceilings",
+        dest="ceilings",
+        action="store_false",
+        help="skip the hot-path and producer ceilings (the bare client always runs)",
+    )
+    add("--no-bridge", dest="bridge", action="store_false", help="skip the naive bridge")
     add("--ceiling-seconds", type=float, default=5.0, help="seconds per producer ceiling")
     add("--drops", type=int, default=3, help="scale: mass disconnects (3)")
     add("--drop-mode", choices=("close", "abrupt"), default="abrupt")

@@ -59,14 +59,21 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 
 class Child:
-    """``python -m ingester ARGS`` with its output in a log file; stopped with SIGTERM."""
+    """``python -m ingester ARGS`` (or another ``module``) with its output in a log file;
+    stopped with SIGTERM."""
 
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        module: str = "ingester",
+    ) -> None:
         self.log = log
         self._terminated = False
         self._out = log.open("ab")
         self.proc = subprocess.Popen(
-            [*PYTHON, *args],
+            [sys.executable, "-m", module, *args],
             stdout=self._out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+import re
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from sportrix_devkit.bench.topic import Appended
 
-__all__ = ["lag_summary", "markdown", "percentile", "plot", "timeline"]
+__all__ = ["lag_summary", "markdown", "percentile", "plot", "stage_quantiles", "timeline"]
+
+_STAGE_BUCKET = re.compile(
+    r'^sportrix_ingester_produce_stage_seconds_bucket\{(?=.*stage="(\w+)")(?=.*le="([^"]+)").*\} '
+    r"([0-9.eE+-]+)$",
+    re.MULTILINE,
+)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -52,6 +60,48 @@ def lag_summary(records: Sequence[Appended], start_ms: int, end_ms: int) -> dict
             "ingester_to_broker_p99": percentile(inside, 0.99),
         },
     }
+
+
+def _stage_buckets(texts: Sequence[str]) -> dict[str, dict[float, float]]:
+    """Cumulative bucket counts by stage and bound, summed over the ``/metrics`` texts."""
+    counts: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    for text in texts:
+        for stage, bound, value in _STAGE_BUCKET.findall(text):
+            counts[stage][float(bound)] += float(value)
+    return counts
+
+
+def _bucket_quantile(cumulative: list[tuple[float, float]], fraction: float) -> float:
+    """The ``fraction`` quantile of a histogram given as sorted ``(bound, cumulative count)``,
+    interpolated inside its bucket as Prometheus' ``histogram_quantile`` does."""
+    total = cumulative[-1][1] if cumulative else 0.0
+    if total <= 0:
+        return 0.0
+    rank = fraction * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in cumulative:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            share = (rank - lower_count) / (count - lower_count) if count > lower_count else 1.0
+            return lower_bound + (bound - lower_bound) * share
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def stage_quantiles(before: Sequence[str], after: Sequence[str]) -> dict[str, dict[str, float]]:
+    """p50/p99 (ms) of each produce stage over a window, from the daemons' ``/metrics``
+    texts at its start and end (``produce_stage_seconds``, summed over replicas)."""
+    start, end = _stage_buckets(before), _stage_buckets(after)
+    out = {}
+    for stage, bounds in end.items():
+        cumulative = sorted((b, c - start.get(stage, {}).get(b, 0.0)) for b, c in bounds.items())
+        out[stage] = {
+            "p50": _bucket_quantile(cumulative, 0.5) * 1000,
+            "p99": _bucket_quantile(cumulative, 0.99) * 1000,
+            "records": cumulative[-1][1] if cumulative else 0.0,
+        }
+    return out
 
 
 def timeline(records: Sequence[Appended], start_ms: int, end_ms: int) -> list[dict[str, float]]:
@@ -113,6 +163,7 @@ def markdown(result: dict[str, Any]) -> str:
                     **ingester["lag_split_ms"]
                 ),
             ),
+            *_stage_rows(ingester),
             ("ingester CPU s per 1,000 frames", f"{ingester['cpu_s_per_1000_frames']:.3f}"),
             ("ingester CPU utilisation", f"{ingester['cpu_utilisation']:.0%}"),
             ("ingester peak RSS (MB)", f"{ingester['peak_rss_mb']:.0f}"),
@@ -158,6 +209,46 @@ def markdown(result: dict[str, Any]) -> str:
         ]
     lines = ["| measure | value |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines) + "\n" + _comparison(result)
+
+
+def _stage_rows(ingester: dict[str, Any]) -> list[tuple[str, str]]:
+    stages = ingester.get("stages_ms")
+    if not stages:
+        return []
+    names = [name for name in ("processed", "queued", "batched", "acknowledged") if name in stages]
+    return [
+        (
+            "inside the ingester p50/p99 (ms): " + "; ".join(names),
+            "; ".join(f"{stages[n]['p50']:.1f}/{stages[n]['p99']:.1f}" for n in names),
+        )
+    ]
+
+
+def _comparison(result: dict[str, Any]) -> str:
+    """The ingester, the naive bridge and the bare client side by side (a second table)."""
+    client = result.get("websocket_client")
+    if not client or "ingester" not in result:
+        return ""
+    lines = [
+        "",
+        "| | frames/s | / bare client | lag p50 (ms) | lag p99 (ms) | CPU s per 1,000 frames "
+        "| load average |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, key in (("sportrix-ingester", "ingester"), ("naive bridge", "bridge")):
+        row = result.get(key)
+        if row:
+            lines.append(
+                f"| {label} | {row['frames_per_s']:,.0f} "
+                f"| {row.get('ratio_to_websocket_client', 0.0):.2f} "
+                f"| {row['lag_ms']['p50']:.0f} | {row['lag_ms']['p99']:.0f} "
+                f"| {row['cpu_s_per_1000_frames']:.3f} | {row['load_average']:.1f} |"
+            )
+    lines.append(
+        f"| bare websockets client (ceiling) | {client['frames_per_s']:,.0f} | 1.00 | - | - "
+        f"| {client['cpu_s_per_1000_frames']:.3f} | {client['load_average']:.1f} |"
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -1,8 +1,10 @@
 """The two benchmark scenarios, run against real processes over loopback.
 
-``throughput``: the ceilings (bare client, hot path, bare producer), then the ingester
-following every live match while the simulator plays them at ``update_rate``; everything is
-measured from the outside (simulator stats, ``/proc``, the topic's append times).
+``throughput``: the ceilings (bare client; hot path and bare producer unless
+``--no-ceilings``), the naive bridge (unless ``--no-bridge``), then the ingester following
+every live match while the simulator plays them at ``update_rate``, each on a fresh simulator
+with the same seed; everything is measured from the outside (simulator stats, ``/proc``, the
+topic's append times), and the ingester's produce stages from its ``/metrics``.
 ``scale``: many matches at a low rate over several connections; peak RSS and the time from
 a mass disconnect (``/_sim/drop``) until every match is active again.
 """
@@ -20,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,13 @@ from sportrix_devkit.bench.processes import (
     memory_mb,
     metric_value,
 )
-from sportrix_devkit.bench.report import lag_summary, markdown, plot, timeline
+from sportrix_devkit.bench.report import (
+    lag_summary,
+    markdown,
+    plot,
+    stage_quantiles,
+    timeline,
+)
 from sportrix_devkit.bench.topic import (
     APPEND_TIME,
     CONFIG_PARTITIONS,
@@ -71,6 +79,7 @@ class Options:
     per_connection: int = 500
     partitions: int = 12
     ceilings: bool = True
+    bridge: bool = True
     ceiling_seconds: float = 5.0
     drops: int = 3
     drop_mode: str = "abrupt"
@@ -112,8 +121,9 @@ async def _measure(options: Options) -> dict[str, Any]:
         if options.scenario == "scale":
             await _scale(options, bootstrap, result)
         else:
-            if options.ceilings:
-                await _ceilings(options, bootstrap, result)
+            await _ceilings(options, bootstrap, result)
+            if options.bridge:
+                await _bridge(options, bootstrap, result)
             await _throughput(options, bootstrap, result)
     return result
 
@@ -174,6 +184,18 @@ def _say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
+def _client_spec(options: Options, sim: SimulatorProcess, **extra: Any) -> dict[str, Any]:
+    """What a client process of the bench (bare client, bridge) needs to follow the run's
+    matches on ``sim``, and ``extra``."""
+    return {
+        "url": sim.url,
+        "api_key": _KEY,
+        "match_ids": _followed(options, sim.catalogue),
+        "per_connection": min(options.per_connection, options.max_subscriptions),
+        **extra,
+    }
+
+
 # -- ceilings ------------------------------------------------------------------------------
 
 
@@ -181,16 +203,9 @@ async def _ceilings(options: Options, bootstrap: str, result: dict[str, Any]) ->
     _say("ceiling (a): a bare websockets client drains the simulator")
     sim = _simulator(options, "simulator-ceiling.log")
     try:
-        ids = _followed(options, sim.catalogue)
-        spec = {
-            "url": sim.url,
-            "api_key": _KEY,
-            "match_ids": ids,
-            "per_connection": min(options.per_connection, options.max_subscriptions),
-            "warmup": options.warmup,
-            "seconds": options.duration,
-            "sample": 5000,
-        }
+        spec = _client_spec(
+            options, sim, warmup=options.warmup, seconds=options.duration, sample=5000
+        )
         spec_path, out_path = options.out / "client-spec.json", options.out / "client-out.json"
         spec_path.write_text(json.dumps(spec))
         command = [
@@ -206,6 +221,15 @@ async def _ceilings(options: Options, bootstrap: str, result: dict[str, Any]) ->
     drained = json.loads(out_path.read_text())
     out_path.unlink()
     spec_path.unlink()
+    client = {
+        "frames_per_s": drained["frames"] / drained["seconds"],
+        **_cpu_figures(drained["cpu_seconds"], drained["frames"], drained["seconds"]),
+        "load_average": os.getloadavg()[0],
+    }
+    result["websocket_client"] = client
+    result["ceilings"] = {"websocket client (frames)": client["frames_per_s"]}
+    if not options.ceilings:
+        return
     _say("ceilings (b) hot path and (c) bare producer")
     frames = [raw.encode() for raw in drained["sample"]]
     topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
@@ -216,8 +240,7 @@ async def _ceilings(options: Options, bootstrap: str, result: dict[str, Any]) ->
     batched, batched_cpu = await producer_rate(
         bootstrap, topic, records, options.ceiling_seconds, batched=True
     )
-    result["ceilings"] = {
-        "websocket client (frames)": drained["frames"] / drained["seconds"],
+    result["ceilings"] |= {
         "hot path in-process (frames)": hot_path,
         "aiokafka send() (records)": sent,
         "aiokafka send_batch() (records)": batched,
@@ -239,13 +262,20 @@ async def _ceilings(options: Options, bootstrap: str, result: dict[str, Any]) ->
 
 
 def _ratio(result: dict[str, Any]) -> None:
-    """The ingester's rate over the slowest ceiling (the producer's best method counts)."""
+    """The ingester's rate over the slowest ceiling (the producer's best method counts), and
+    every measured rate over the bare websocket client's."""
     ceilings = result.get("ceilings")
     if not ceilings or "ingester" not in result:
         return
-    producer = max(v for k, v in ceilings.items() if k.startswith("aiokafka"))
+    client = result["websocket_client"]["frames_per_s"]
+    for name in ("ingester", "bridge"):
+        if name in result and client:
+            result[name]["ratio_to_websocket_client"] = result[name]["frames_per_s"] / client
+    producers = [v for k, v in ceilings.items() if k.startswith("aiokafka")]
+    if not producers:  # --no-ceilings: the bare client alone, compared above
+        return
     candidates = {k: v for k, v in ceilings.items() if not k.startswith("aiokafka")}
-    candidates["aiokafka producer (best)"] = producer
+    candidates["aiokafka producer (best)"] = max(producers)
     name = min(candidates, key=lambda k: candidates[k])
     result["slowest_ceiling"] = name
     result["ratio_to_slowest_ceiling"] = result["ingester"]["frames_per_s"] / candidates[name]
@@ -255,25 +285,60 @@ def _ratio(result: dict[str, Any]) -> None:
 
 
 def _measured(
-    frames: int,
-    cpu: float,
-    elapsed: float,
-    rss: float,
-    peak: float,
-    appended: Sequence[Appended],
-    start_ms: int,
-    end_ms: int,
+    window: _Window, rss: float, peak: float, appended: Sequence[Appended]
 ) -> dict[str, Any]:
-    """The daemons' figures for the window: rates, lag, CPU (every replica's together) and
-    memory (the replica with the highest peak)."""
+    """The figures of a window: rates, lag, CPU (every replica's together) and memory (the
+    replica with the highest peak)."""
     return {
-        "frames": frames,
-        "frames_per_s": frames / elapsed,
-        **lag_summary(appended, start_ms, end_ms),
-        **_cpu_figures(cpu, frames, elapsed),
+        "frames": window.frames,
+        "frames_per_s": window.frames / window.elapsed,
+        **lag_summary(appended, window.start_ms, window.end_ms),
+        **_cpu_figures(window.cpu, window.frames, window.elapsed),
         "rss_mb": rss,
         "peak_rss_mb": peak,
+        "load_average": window.load_average,
     }
+
+
+@dataclass
+class _Window:
+    """One measured window: frames the simulator sent, CPU seconds of the measured
+    process(es) and of the simulator, its bounds and frames sent per second."""
+
+    frames: int
+    cpu: float
+    sim_cpu: float
+    elapsed: float
+    start_ms: int
+    end_ms: int
+    per_second: list[float]
+    load_average: float
+
+
+async def _window(options: Options, sim: SimulatorProcess, cpu: Callable[[], float]) -> _Window:
+    """Measure ``options.duration`` seconds: the simulator's frames sent and ``cpu()``."""
+    _say(f"measuring for {options.duration:g} s")
+    start_ms = int(time.time() * 1000)
+    frames0, cpu0, t0 = sim.frames_sent(), cpu(), time.monotonic()
+    sim_cpu0 = cpu_seconds(sim.pid)
+    per_second: list[float] = []
+    previous = frames0
+    for second in range(1, int(options.duration) + 1):
+        await asyncio.sleep(max(0.0, t0 + second - time.monotonic()))
+        now = sim.frames_sent()
+        per_second.append(float(now - previous))
+        previous = now
+    elapsed = time.monotonic() - t0
+    return _Window(
+        frames=previous - frames0,
+        cpu=cpu() - cpu0,
+        sim_cpu=cpu_seconds(sim.pid) - sim_cpu0,
+        elapsed=elapsed,
+        start_ms=start_ms,
+        end_ms=start_ms + int(elapsed * 1000),
+        per_second=per_second,
+        load_average=os.getloadavg()[0],
+    )
 
 
 def _cpu_figures(cpu: float, frames: int, elapsed: float) -> dict[str, float]:
@@ -282,6 +347,42 @@ def _cpu_figures(cpu: float, frames: int, elapsed: float) -> dict[str, float]:
         "cpu_s_per_1000_frames": cpu / frames * 1000 if frames else 0.0,
         "cpu_utilisation": cpu / elapsed,
     }
+
+
+# -- the naive bridge ----------------------------------------------------------------------
+
+
+async def _bridge(options: Options, bootstrap: str, result: dict[str, Any]) -> None:
+    """The naive bridge (``bench/bridge.py``) on a fresh simulator: the baseline a user
+    would compare the daemon with."""
+    _say("the naive bridge: websockets + json + fastavro + aiokafka send() per frame")
+    sim = _simulator(options, "simulator-bridge.log")
+    topic = f"bench-bridge-{uuid.uuid4().hex[:8]}"
+    spec_path = options.out / "bridge-spec.json"
+    bridge: Child | None = None
+    try:
+        await create_topic(bootstrap, topic, options.partitions, APPEND_TIME)
+        spec = _client_spec(options, sim, bootstrap=bootstrap, topic=topic)
+        spec_path.write_text(json.dumps(spec))
+        log = options.out / "bridge.log"
+        bridge = Child([str(spec_path)], log, module="sportrix_devkit.bench.bridge")
+        started = bridge
+
+        def subscribed() -> bool:
+            started.check_alive()
+            return "subscribed" in log.read_text(errors="replace")
+
+        await wait_until_async(subscribed, "the bridge to subscribe", 60)
+        await asyncio.sleep(options.warmup)
+        window = await _window(options, sim, lambda: cpu_seconds(started.pid))
+        rss, peak = memory_mb(bridge.pid)
+    finally:
+        if bridge is not None:
+            bridge.stop()
+        sim.stop()
+        spec_path.unlink(missing_ok=True)
+    appended = await read_appended(bootstrap, topic, options.partitions)
+    result["bridge"] = _measured(window, rss, peak, appended)
 
 
 # -- the ingester --------------------------------------------------------------------------
@@ -316,11 +417,15 @@ class _Ingester(Child):
         log = "ingester.log" if options.replicas == 1 else f"ingester-{replica}.log"
         super().__init__(["run"], options.out / log, env)
 
+    def metrics(self) -> str:
+        """The ``/metrics`` text (raises ``OSError`` while not answering)."""
+        self.check_alive()
+        return http_get(f"http://127.0.0.1:{self.http_port}/metrics", 5).decode()
+
     def gauges(self) -> tuple[int, int]:
         """Active matches and owned config partitions (``/metrics``); -1s while not answering."""
-        self.check_alive()
         try:
-            text = http_get(f"http://127.0.0.1:{self.http_port}/metrics", 5).decode()
+            text = self.metrics()
         except OSError:
             return -1, -1
         active = metric_value(text, "sportrix_ingester_subscriptions", 'state="active"')
@@ -414,23 +519,11 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
         fleet, result["initial_active_s"] = await _start_fleet(options, bootstrap, sim, ids)
         await asyncio.sleep(options.warmup)
         result["replicas"] = fleet.shares()
-        _say(f"measuring for {options.duration:g} s")
         if options.profile:
             profiler = _py_spy(options, fleet.daemons[0].pid)
-        start_ms = int(time.time() * 1000)
-        frames0, cpu0, t0 = sim.frames_sent(), fleet.cpu_seconds(), time.monotonic()
-        sim_cpu0 = cpu_seconds(sim.pid)
-        per_second: list[float] = []
-        previous = frames0
-        for second in range(1, int(options.duration) + 1):
-            await asyncio.sleep(max(0.0, t0 + second - time.monotonic()))
-            now = sim.frames_sent()
-            per_second.append(float(now - previous))
-            previous = now
-        elapsed = time.monotonic() - t0
-        frames, cpu = previous - frames0, fleet.cpu_seconds() - cpu0
-        sim_cpu = cpu_seconds(sim.pid) - sim_cpu0
-        end_ms = start_ms + int(elapsed * 1000)
+        stages_before = [daemon.metrics() for daemon in fleet.daemons]
+        window = await _window(options, sim, fleet.cpu_seconds)
+        stages_after = [daemon.metrics() for daemon in fleet.daemons]
         rss, peak = fleet.memory_mb()
     finally:
         if profiler is not None:
@@ -440,11 +533,12 @@ async def _throughput(options: Options, bootstrap: str, result: dict[str, Any]) 
         sim.stop()
     _say("reading the topic back")
     appended = await read_appended(bootstrap, fleet.topic, options.partitions)
-    result["ingester"] = _measured(frames, cpu, elapsed, rss, peak, appended, start_ms, end_ms)
+    result["ingester"] = _measured(window, rss, peak, appended)
+    result["ingester"]["stages_ms"] = stage_quantiles(stages_before, stages_after)
     # The simulator shares the machine: a saturated simulator caps the run, not the daemon.
-    result["simulator"] = _cpu_figures(sim_cpu, frames, elapsed)
-    rows = timeline(appended, start_ms, end_ms)
-    for row, sent in zip(rows, per_second, strict=False):
+    result["simulator"] = _cpu_figures(window.sim_cpu, window.frames, window.elapsed)
+    rows = timeline(appended, window.start_ms, window.end_ms)
+    for row, sent in zip(rows, window.per_second, strict=False):
         row["frames_sent"] = sent
     result["timeline"] = rows
     _ratio(result)
@@ -475,6 +569,7 @@ async def _scale(options: Options, bootstrap: str, result: dict[str, Any]) -> No
         result["replicas"] = fleet.shares()
         start_ms = int(time.time() * 1000)
         frames0, cpu0, t0 = sim.frames_sent(), fleet.cpu_seconds(), time.monotonic()
+        load0 = os.getloadavg()[0]
         recoveries = []
         for _ in range(options.drops):
             sim.get_raw(f"/_sim/drop?mode={options.drop_mode}")
@@ -496,11 +591,12 @@ async def _scale(options: Options, bootstrap: str, result: dict[str, Any]) -> No
         sim.stop()
     appended = await read_appended(bootstrap, fleet.topic, options.partitions)
     end_ms = start_ms + int(elapsed * 1000)
+    window = _Window(frames, cpu, 0.0, elapsed, start_ms, end_ms, [], load0)
     result["scale"] = {
         "initial_active_s": initial,
         "recovery_s": recoveries,
         "rss_mb": rss,
         "peak_rss_mb": peak,
     }
-    result["ingester"] = _measured(frames, cpu, elapsed, rss, peak, appended, start_ms, end_ms)
+    result["ingester"] = _measured(window, rss, peak, appended)
     result["timeline"] = timeline(appended, start_ms, end_ms)
