@@ -137,9 +137,6 @@ class Settings(BaseSettings):
     )
     compression_level: int | None = _env("INGESTER_COMPRESSION_LEVEL", default=None)
     flush_timeout: float = _env("INGESTER_FLUSH_TIMEOUT", default=20.0, gt=0)
-    spool_dir: Path | None = _env("INGESTER_SPOOL_DIR", default=None)
-    spool_max_bytes: int = _env("INGESTER_SPOOL_MAX_BYTES", default=1 << 30, ge=16 << 20)
-    spool_sync_interval: float = _env("INGESTER_SPOOL_SYNC_INTERVAL", default=1.0, gt=0)
 
     # Disk spool (unset directory: none, records wait in memory only)
     spool_dir: Path | None = _env("INGESTER_SPOOL_DIR", default=None)

@@ -122,17 +122,6 @@ _HELP = {
     "owned_config_partitions": "Config-topic partitions assigned here.",
     "ready": "1 when /readyz answers 200.",
     "build_info": "Always 1; the version label names the build.",
-    "spool_bytes": "Bytes the disk spool holds.",
-    "spool_capacity_bytes": "INGESTER_SPOOL_MAX_BYTES.",
-    "spool_records": "Records the disk spool holds.",
-    "spool_oldest_record_age_seconds": "Age of the oldest spooled record.",
-    "spool_records_written": "Records written to the spool.",
-    "spool_records_read": "Records read back from the spool.",
-    "spool_write_errors": "Spool writes refused, by error.",
-    "spool_damage": "Damaged spool parts skipped, by kind.",
-    "spool_damaged_records": "Spooled records lost to damage.",
-    "upstream_pauses": "Times reading paused because nothing could hold more records.",
-    "replayed_records": "Records produced from the spool with the replayed header.",
 }
 
 
@@ -157,8 +146,6 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "spool_write_errors": ("error",),
     "spool_damage": ("kind",),
     "build_info": ("version",),
-    "spool_write_errors": ("error",),
-    "spool_damage": ("kind",),
 }
 
 
@@ -210,17 +197,6 @@ class Metrics:
         self.owned_partitions = gauge("owned_config_partitions")
         self.ready = gauge("ready")
         self.build_info = gauge("build_info")
-        self.spool_bytes = gauge("spool_bytes")
-        self.spool_capacity_bytes = gauge("spool_capacity_bytes")
-        self.spool_records = gauge("spool_records")
-        self.spool_oldest_record_age = gauge("spool_oldest_record_age_seconds")
-        self.spool_records_written = counter("spool_records_written")
-        self.spool_records_read = counter("spool_records_read")
-        self.spool_write_errors = counter("spool_write_errors")
-        self.spool_damage = counter("spool_damage")
-        self.spool_damaged_records = counter("spool_damaged_records")
-        self.upstream_pauses = counter("upstream_pauses")
-        self.replayed_records = counter("replayed_records")
         self.build_info.labels(version=__version__).set(1)
         self._prime()
 

@@ -255,7 +255,7 @@ class DiskOverflow:
         metrics.spool_bytes.set(store.size)
         metrics.spool_records.set(store.records)
         oldest = store.oldest_appended_at
-        metrics.spool_oldest_record_age.set(0.0 if oldest is None else time.time() - oldest)
+        metrics.spool_oldest_record_age_seconds.set(0.0 if oldest is None else time.time() - oldest)
 
     def describe(self) -> dict[str, Any]:
         """The spool in ``/status``: the log's figures, the tail, the last write error."""
