@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -362,16 +362,18 @@ def open_fds() -> int:
 def test_sync_in_a_thread_while_appends_rotate_and_releases_delete(
     spool: Path, opened: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_fsync = os.fsync
+    def checked(real: Callable[[int], None]) -> Callable[[int], None]:
+        def sync_one_file(fd: int) -> None:
+            """The real call, slowed, failing if its fd was closed (and reused) meanwhile."""
+            before = os.fstat(fd).st_ino
+            time.sleep(0.0005)
+            real(fd)
+            assert os.fstat(fd).st_ino == before, "the fd was closed and reused during a sync"
 
-    def fsync_one_file(fd: int) -> None:
-        """The real fsync, slowed, failing if its fd was closed (and reused) meanwhile."""
-        before = os.fstat(fd).st_ino
-        time.sleep(0.0005)
-        real_fsync(fd)
-        assert os.fstat(fd).st_ino == before, "the fd was closed and reused during fsync"
+        return sync_one_file
 
-    monkeypatch.setattr(os, "fsync", fsync_one_file)
+    monkeypatch.setattr(os, "fsync", checked(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", checked(os.fdatasync))
     baseline = open_fds()
     log = SegmentLog(spool, 10**8, segment_bytes=2048)
     errors: list[BaseException] = []

@@ -397,7 +397,7 @@ class SegmentLog:
             try:
                 for fd in [*files, writer, cursor]:
                     if fd >= 0:
-                        os.fsync(fd)
+                        os.fdatasync(fd)
                 if directory:
                     _fsync_directory(self._directory)
             finally:
