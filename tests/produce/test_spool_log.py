@@ -412,3 +412,24 @@ def test_sync_in_a_thread_while_appends_rotate_and_releases_delete(
     assert open_fds() == baseline
     log = open_log(spool, opened)
     assert delivered + read_all(log) == payloads(0, 6000)
+
+
+@pytest.mark.timeout(60)
+def test_a_corrupt_frame_in_a_segment_larger_than_one_read(spool: Path, opened: list) -> None:
+    # Over 1 MiB in one segment: the damage is met in the reader's first chunk, with more of
+    # the segment after that chunk; at open and while reading.
+    big = 8 * 1024 * 1024
+    log = open_log(spool, opened, segment=big)
+    for start in range(0, 4000, 100):
+        log.append(payloads(start, 100, size=333))
+    log.close()
+    flip(segments(spool)[0], 10 * (HEADER_SIZE + 333) + HEADER_SIZE + 1)
+    log = open_log(spool, opened, segment=big)
+    assert [d.kind for d in log.take_damage()] == ["corrupt_segment"]
+    assert read_all(log) == payloads(0, 10, size=333)
+    log.append(payloads(5000, 3000, size=333))
+    log = reopen(log, spool, opened, segment=big)
+    assert log.read(10) == payloads(0, 10, size=333)
+    flip(segments(spool)[-1], 20 * (HEADER_SIZE + 333) + HEADER_SIZE + 1)
+    assert read_all(log) == payloads(5000, 20, size=333)
+    assert [d.records for d in log.take_damage()] == [2980]

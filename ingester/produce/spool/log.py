@@ -129,9 +129,10 @@ class _SegmentScan:
                     self.detail = "the file ends early"
                 return
             header = frame_header(self._buffer, self.offset - self._at)
+            buffered = self._at + len(self._buffer)
             if scanner.outcome is Outcome.CLEAN or header is None:
-                want = _READ_CHUNK
-            elif self.offset + header[0] <= end and header[0] <= MAX_PAYLOAD:
+                want = _READ_CHUNK  # the buffer ends between frames or in a header
+            elif header[0] <= MAX_PAYLOAD and buffered < self.offset + header[0] <= end:
                 want = max(_READ_CHUNK, header[0])  # a frame across the buffer's end
             else:
                 want = end - self.offset  # damage: classified on everything after it
