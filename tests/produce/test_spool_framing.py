@@ -8,14 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingester.produce.spool.framing import (
-    HEADER_SIZE,
-    MAX_PAYLOAD,
-    FrameScanner,
-    Outcome,
-    encode_frames,
-    frame_header,
-)
+from ingester.produce.spool import framing
+from ingester.produce.spool.framing import HEADER_SIZE, FrameScanner, Outcome, encode_frames
 
 T = 1_800_000_000.25
 payload_lists = st.lists(st.binary(max_size=300), max_size=20)
@@ -35,8 +29,8 @@ def test_round_trip_keeps_payloads_order_and_time() -> None:
     assert frames == [(p, T) for p in payloads]
     assert scanner.outcome is Outcome.CLEAN
     assert scanner.offset == len(data)
-    assert frame_header(data) == (HEADER_SIZE + 3, T)
-    assert frame_header(data[: HEADER_SIZE - 1]) is None
+    assert framing.frame_header(data) == (HEADER_SIZE + 3, T)
+    assert framing.frame_header(data[: HEADER_SIZE - 1]) is None
 
 
 def test_an_incomplete_last_frame_is_torn() -> None:
@@ -73,7 +67,7 @@ def test_a_zero_filled_tail_is_torn() -> None:
 
 def test_an_absurd_length_with_data_after_it_is_corrupt() -> None:
     good = encode_frames([b"a" * 10], T)
-    bad = struct.pack("<IId", 0, MAX_PAYLOAD + 1, T) + b"x" * 100
+    bad = struct.pack("<IId", 0, framing.MAX_PAYLOAD + 1, T) + b"x" * 100
     frames, scanner = scan(good + bad)
     assert frames == [(b"a" * 10, T)]
     assert scanner.outcome is Outcome.CORRUPT
@@ -82,7 +76,7 @@ def test_an_absurd_length_with_data_after_it_is_corrupt() -> None:
 
 def test_a_payload_over_the_maximum_is_refused() -> None:
     with pytest.raises(ValueError, match="over"):
-        encode_frames([bytes(MAX_PAYLOAD + 1)], T)
+        encode_frames([bytes(framing.MAX_PAYLOAD + 1)], T)
 
 
 @given(payload_lists, st.data())

@@ -53,15 +53,23 @@ def open_log(
     return log
 
 
+def filled(
+    spool: Path, opened: list[SegmentLog], count: int, batch: int, **kwargs: int
+) -> SegmentLog:
+    """A log opened and given ``count`` payloads in batches of ``batch``."""
+    log = open_log(spool, opened, **kwargs)
+    for start in range(0, count, batch):
+        log.append(payloads(start, batch))
+    return log
+
+
 def reopen(log: SegmentLog, spool: Path, opened: list[SegmentLog], **kwargs: int) -> SegmentLog:
     log.close()
     return open_log(spool, opened, **kwargs)
 
 
 def test_payloads_come_back_in_order_across_segments(spool: Path, opened: list) -> None:
-    log = open_log(spool, opened)
-    for start in range(0, 500, 10):
-        log.append(payloads(start, 10))
+    log = filled(spool, opened, 500, 10)
     assert len(segments(spool)) > 10
     assert log.records == log.unread == 500
     assert log.size == 500 * (HEADER_SIZE + 100)
@@ -72,9 +80,7 @@ def test_payloads_come_back_in_order_across_segments(spool: Path, opened: list) 
 
 
 def test_a_restart_delivers_exactly_what_was_not_released(spool: Path, opened: list) -> None:
-    log = open_log(spool, opened)
-    for start in range(0, 300, 20):
-        log.append(payloads(start, 20))
+    log = filled(spool, opened, 300, 20)
     assert log.read(130) == payloads(0, 130)
     log.release(100)  # 100..129 read, not released
     assert log.records == 200
@@ -89,9 +95,7 @@ def test_a_restart_delivers_exactly_what_was_not_released(spool: Path, opened: l
 def test_released_segments_are_deleted_and_an_empty_log_keeps_no_segment(
     spool: Path, opened: list
 ) -> None:
-    log = open_log(spool, opened)
-    for start in range(0, 200, 10):
-        log.append(payloads(start, 10))
+    log = filled(spool, opened, 200, 10)
     before = len(segments(spool))
     log.read(100)
     log.release(100)
@@ -252,9 +256,7 @@ def torn_tail_cases() -> Iterator[tuple[str, int]]:
 def test_a_torn_tail_is_dropped_counted_and_appends_go_on(
     spool: Path, opened: list, case: str, change: int
 ) -> None:
-    log = open_log(spool, opened)
-    for start in range(0, 100, 10):
-        log.append(payloads(start, 10))
+    log = filled(spool, opened, 100, 10)
     log.close()
     last = segments(spool)[-1]
     data = bytearray(last.read_bytes())
@@ -285,9 +287,7 @@ def flip(path: Path, at: int) -> None:
 
 
 def test_a_corrupt_frame_at_open_skips_the_rest_of_its_segment(spool: Path, opened: list) -> None:
-    log = open_log(spool, opened)
-    for start in range(0, 200, 10):
-        log.append(payloads(start, 10))
+    log = filled(spool, opened, 200, 10)
     log.close()
     files = segments(spool)
     per_segment = (SEGMENT // (10 * (HEADER_SIZE + 100))) * 10
@@ -308,9 +308,7 @@ def test_a_corrupt_frame_at_open_skips_the_rest_of_its_segment(spool: Path, open
 def test_a_corrupt_frame_met_while_reading_is_counted_and_the_next_segment_read(
     spool: Path, opened: list
 ) -> None:
-    log = open_log(spool, opened)
-    for start in range(0, 200, 10):
-        log.append(payloads(start, 10))
+    log = filled(spool, opened, 200, 10)
     per_segment = (SEGMENT // (10 * (HEADER_SIZE + 100))) * 10
     assert log.read(5) == payloads(0, 5)
     second = segments(spool)[1]
@@ -340,8 +338,8 @@ def test_a_corrupt_frame_in_the_segment_taking_appends(spool: Path, opened: list
     assert [d.records for d in log.take_damage()] == [8]
     log.append(payloads(10, 5))  # into a new segment
     assert read_all(log) == payloads(10, 5)
-    log = reopen(log, spool, opened)
-    assert read_all(log) == payloads(0, 2) + payloads(10, 5)
+    assert len(segments(spool)) == 2
+    assert read_all(reopen(log, spool, opened)) == payloads(0, 2) + payloads(10, 5)
 
 
 def test_an_unreadable_read_position_delivers_everything_again(spool: Path, opened: list) -> None:

@@ -152,7 +152,7 @@ class SegmentLog:
     Open (the constructor) creates ``directory`` if needed, takes an exclusive lock on it
     (``fcntl.flock`` on a lock file: a second daemon on the same spool is a
     :class:`SpoolError`), proves it writable, reads the persisted read position and scans
-    the segments (torn tail truncated, damage recorded in :attr:`damage`). Memory use is
+    the segments (torn tail truncated, damage kept for :meth:`take_damage`). Memory use is
     O(segments), never O(records) (plus one entry per payload read and not yet released).
     Every method is synchronous and meant for the event loop (page-cache I/O, fast) except
     :meth:`sync`, which blocks on ``fsync`` and is run in a worker thread while the loop
