@@ -225,8 +225,9 @@ async def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 async def test_kill_9_during_the_outage_loses_no_spooled_record(  # noqa: PLR0915
     tmp_path: Path, outage_kafka: LocalKafka
 ) -> None:
-    """kill -9 while Kafka is down and the spool holds records; a new process on the same
-    spool directory; Kafka back.
+    """kill -9 while Kafka is down and the spool holds records; Kafka back; a new process on
+    the same spool directory. (Kafka comes back first so that the topic's end offsets then
+    mark exactly what was acknowledged before the outage.)
 
     Per match the topic then holds, in this order: the records Kafka acknowledged before the
     outage; the records of the first process's spool, produced by the second process (with
@@ -304,7 +305,6 @@ async def test_kill_9_during_the_outage_loses_no_spooled_record(  # noqa: PLR091
         assert holes <= CAPACITY, "only what the memory buffer alone held may be lost"
         assert tail <= CAPACITY, "frames read before the kill were spooled, not lost"
         assert spooled_at_kill > 0, "the outage reached the spool before the kill"
-        assert spool_at_restart >= spooled_at_kill, "the spool survived kill -9"
         assert spooled >= spooled_at_kill, "every record the spool held is in the topic"
         assert not _not_exact_repeats(reader.records), "a repeat must be an exact re-send"
         for match_id in matches:
