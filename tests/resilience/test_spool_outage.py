@@ -27,8 +27,10 @@ from tests.e2e.harness import Daemon, Record, Simulator, TopicReader, Topics, wa
 from tests.resilience import ledger as accounts
 from tests.resilience.conftest import outage_topics, records_flowing
 
-# One worker runs these with the broker-outage tests: they stop and start that broker.
-pytestmark = pytest.mark.xdist_group("outage-broker")
+# One worker runs these, one at a time: they stop and start its outage broker. A group of
+# their own (not the broker-outage tests'), so that xdist may give them another worker and
+# its own outage broker: the two groups' five minutes each then overlap.
+pytestmark = pytest.mark.xdist_group("spool-outage-broker")
 
 CAPACITY = 300  # INGESTER_BUFFER_RECORDS
 PARTITIONS = 3  # INGESTER_TOPIC_PARTITIONS of the data topic
@@ -249,7 +251,7 @@ async def test_kill_9_during_the_outage_loses_no_spooled_record(  # noqa: PLR091
         await first.follow(matches)
         await records_flowing(first)
         outage_kafka.stop()
-        peaks = await _ride_out(first, 20)  # the fault: Kafka down; the kill 20 s into it
+        peaks = await _ride_out(first, 12)  # the fault: Kafka down; the kill 12 s into it
         spooled_at_kill = first.metric(SPOOL_RECORDS)
         buffered_at_kill = first.metric(BUFFERED)
         first.signal(signal.SIGKILL)
@@ -403,7 +405,7 @@ async def test_disk_full_during_the_outage_pauses_reading_and_loses_no_accepted_
         await daemon.follow(matches)
         await records_flowing(daemon)
         outage_kafka.stop()
-        peaks = await _ride_out(daemon, 25)  # the fault: Kafka down 25 s, the spool full early
+        peaks = await _ride_out(daemon, 20)  # the fault: Kafka down 20 s, the spool full early
         write_errors = {
             dict(labels)["error"]: value
             for (name, labels), value in daemon.metrics().items()
@@ -426,7 +428,7 @@ async def test_disk_full_during_the_outage_pauses_reading_and_loses_no_accepted_
             if e["level"] in ("warning", "error") and "paus" in e["message"].lower()
         ]
         accounts.report(
-            "disk full (RLIMIT_FSIZE 1 MiB) during a 25 s outage",
+            "disk full (RLIMIT_FSIZE 1 MiB) during a 20 s outage",
             accounts.ledgers(reader.records),
             spool_write_errors=write_errors,
             pauses=pauses,
