@@ -453,10 +453,12 @@ class SegmentLog:
             raise SpoolError(f"spool directory {directory} is not writable: {error}") from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             raise SpoolError(
                 f"spool directory {directory} is in use by another process (LOCK is held)"
             ) from None
+        except OSError as error:
+            raise SpoolError(f"spool directory {directory} cannot be locked: {error}") from None
         try:
             _probe(directory)
             self._cursor_fd = os.open(
