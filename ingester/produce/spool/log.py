@@ -7,12 +7,16 @@ The directory holds:
   each a run of :mod:`.framing` frames. Numbers start at 2**63 and grow by one per segment;
   :meth:`SegmentLog.prepend` takes the number below the oldest. A segment is closed for
   appends once the next batch would take it past ``segment_bytes`` (16 MiB by default: a
-  1 GiB spool is 64 files, deleting one gives back 16 MiB, and the recovery scan reads at
-  most one file per segment);
+  1 GiB spool is 64 files and as many small objects in memory, deleting a released one gives
+  back 16 MiB at once, and a damaged one costs at most 16 MiB);
 - ``cursor``: the persisted read position, the segment and byte offset of the oldest payload
-  held, in two 64-byte slots written in turn (a counter and a CRC each; the valid slot with
-  the higher counter wins), so the update on every :meth:`SegmentLog.release` is one
-  ``pwrite`` that a crash cannot leave half-done.
+  held (and the segment a :meth:`SegmentLog.prepend` copied, if any), in two 64-byte slots
+  written in turn (a counter and a CRC each; the valid slot with the higher counter wins), so
+  the update on every :meth:`SegmentLog.release` is one ``pwrite`` that a crash cannot leave
+  half-done.
+
+Files are read in chunks of 1 MiB (a whole frame when larger), at open and by
+:meth:`SegmentLog.read`.
 """
 
 from __future__ import annotations
@@ -453,10 +457,12 @@ class SegmentLog:
             raise SpoolError(f"spool directory {directory} is not writable: {error}") from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             raise SpoolError(
                 f"spool directory {directory} is in use by another process (LOCK is held)"
             ) from None
+        except OSError as error:
+            raise SpoolError(f"spool directory {directory} cannot be locked: {error}") from None
         try:
             _probe(directory)
             self._cursor_fd = os.open(
