@@ -122,7 +122,7 @@ class Daemon:
             sections={
                 "owned_partitions": lambda: self.config.assignment.partitions,
                 "connections": self.pool.describe,
-                "buffered_records": lambda: self.buffer.unacknowledged,
+                "buffered_records": lambda: self.buffer.in_memory,
                 "spool": self.spool.describe if self.spool else lambda: None,
                 "matches": self.pool.describe_matches,
             },

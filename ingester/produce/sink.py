@@ -126,7 +126,7 @@ class KafkaSink:
 
     def publish_gauges(self) -> None:
         """Bring the buffered-records gauge up to date."""
-        self._metrics.buffered_records.set(self._buffer.unacknowledged)
+        self._metrics.buffered_records.set(self._buffer.in_memory)
 
     async def _watch_acknowledgements(self) -> None:
         """Say once, in our own words, when Kafka stops acknowledging (a broker outage
