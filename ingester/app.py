@@ -302,7 +302,7 @@ def _open_spool(
     return DiskOverflow(
         store,
         metrics,
-        tail_limit=settings.buffer_records,
+        tail_limit=max(1, settings.buffer_records // 10),  # a tenth of the memory buffer
         sync_interval=settings.spool_sync_interval,
         follows=follows,
     )

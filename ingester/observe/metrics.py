@@ -82,7 +82,7 @@ _HELP = {
     "produce_stage_seconds": (
         "Time a record spent in each step from its frame's receipt to Kafka's acknowledgement."
     ),
-    "buffered_records": "Records held in memory, received and not yet acknowledged (the spool apart).",
+    "buffered_records": "Records in memory, received and not yet acknowledged (spool apart).",
     "buffer_capacity_records": "Capacity of the record buffer.",
     "upstream_paused": (
         "1 while reading from the upstream is paused because the buffer (and spool) is full."

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 class RecordBuffer:
     """FIFO of :class:`OutRecord` with a capacity on the records it holds in memory.
 
+    With an ``overflow``, the capacity is shared: its tail (records on their way to disk)
+    takes up to ``overflow.tail_limit`` of it, the queue and the records in flight the rest.
+
     Every :meth:`put` or :meth:`put_nowait` takes a ticket when it starts, also a ``put`` that
     then waits for room, so :meth:`drained` can wait for exactly the records handed over
     before it is called, whatever order the waiting ones end up queued in. The sink
@@ -44,6 +47,8 @@ class RecordBuffer:
     ) -> None:
         self.capacity = capacity
         self._overflow = overflow
+        # The queue's and the in-flight records' share of the capacity.
+        self._limit = max(1, capacity - overflow.tail_limit) if overflow else capacity
         self._pauses = metrics.upstream_pauses if metrics is not None else None
         self._paused = False  # a put is waiting for room (logged once per pause)
         self._queue: deque[OutRecord] = deque()
@@ -75,7 +80,7 @@ class RecordBuffer:
     def full(self) -> bool:
         """True while :meth:`put` would wait and :meth:`put_nowait` would refuse."""
         overflow = self._overflow
-        memory_room = len(self._queue) + len(self._taken) < self.capacity
+        memory_room = len(self._queue) + len(self._taken) < self._limit
         if memory_room and (overflow is None or not overflow.active):
             return False
         return overflow is None or not overflow.has_room
@@ -116,7 +121,7 @@ class RecordBuffer:
         record.buffered_at = time.time()
         overflow = self._overflow
         if overflow is not None and (
-            overflow.active or len(self._queue) + len(self._taken) >= self.capacity
+            overflow.active or len(self._queue) + len(self._taken) >= self._limit
         ):
             overflow.push(record)  # behind what is spooled: the FIFO's order holds
         else:
@@ -155,7 +160,7 @@ class RecordBuffer:
         overflow = self._overflow
         if overflow is None or not overflow.active:
             return
-        room = min(limit - len(self._queue), self.capacity - len(self._queue) - len(self._taken))
+        room = min(limit - len(self._queue), self._limit - len(self._queue) - len(self._taken))
         if room > 0:
             self._queue.extend(overflow.pull(room))
             self._room_made()

@@ -46,7 +46,7 @@ def spooled_buffer(
     overflow = DiskOverflow(
         SegmentLog(directory, max_bytes),
         metrics,
-        tail_limit=capacity,
+        tail_limit=max(1, capacity // 3),
         sync_interval=0.05,
         follows=follows,
     )
@@ -82,26 +82,26 @@ async def test_records_past_memory_go_to_disk_and_come_back_in_order(tmp_path: P
             assert not buffer.full
             buffer.put_nowait(rec(n))
         await wait_until_async(
-            lambda: overflow.records == 17 and overflow.pending == 0, "17 records spooled"
+            lambda: overflow.records == 18 and overflow.pending == 0, "18 records spooled"
         )
-        assert buffer.in_memory == 3
+        assert buffer.in_memory == 2  # the capacity less the tail's share
         assert buffer.unacknowledged == 20
-        assert total(metrics, "spool_records_written_total") == 17
+        assert total(metrics, "spool_records_written_total") == 18
         for n in range(20, 25):  # new frames keep coming while the spool drains
             buffer.put_nowait(rec(n))
         assert await take_all(buffer, 25) == [str(n).encode() for n in range(25)]
     assert overflow.records == 0
     assert buffer.unacknowledged == 0
-    assert total(metrics, "spool_records_read_total") >= 17
+    assert total(metrics, "spool_records_read_total") >= 18
     assert total(metrics, "upstream_pauses_total") == 0
 
 
 async def test_a_burst_memory_absorbs_in_time_never_touches_the_disk(tmp_path: Path) -> None:
     metrics = Metrics()
-    buffer, overflow = spooled_buffer(tmp_path, metrics, capacity=3)
-    for n in range(5):  # two over the capacity: they wait in the tail
+    buffer, overflow = spooled_buffer(tmp_path, metrics, capacity=6)
+    for n in range(5):  # one over the queue's share (4): it waits in the tail
         buffer.put_nowait(rec(n))
-    assert overflow.pending == 2
+    assert overflow.pending == 1
     assert await take_all(buffer, 5) == [str(n).encode() for n in range(5)]
     assert total(metrics, "spool_records_written_total") == 0
     assert not overflow.active
@@ -124,26 +124,24 @@ async def test_drained_waits_for_the_spooled_records_too(tmp_path: Path) -> None
 
 async def test_a_full_spool_pauses_reading_once_and_loses_nothing(tmp_path: Path) -> None:
     metrics = Metrics()
-    buffer, overflow = spooled_buffer(tmp_path, metrics, capacity=2, max_bytes=16 * MiB)
-    big = [rec(n) for n in range(6)]
-    for record in big:
-        record.value = b"x" * (4 * MiB)  # four of them fill the spool
+    buffer, overflow = spooled_buffer(tmp_path, metrics, capacity=4, max_bytes=16 * MiB)
+    sent = 0
     async with running(buffer, overflow):
-        for record in big:
+        while not buffer.full:  # 3 in memory, 3 on disk (15 MiB), 1 the spool refuses
+            record = rec(sent)
+            record.value = b"x" * (5 * MiB)
             buffer.put_nowait(record)
-        await wait_until_async(
-            lambda: total(metrics, "spool_write_errors_total", error="full") > 0, "spool full"
-        )
-        while not buffer.full:
-            buffer.put_nowait(rec(len(big)))
-            big.append(rec(len(big)))
+            sent += 1
+        assert (sent, overflow.records, overflow.pending) == (7, 3, 1)
+        assert total(metrics, "spool_write_errors_total", error="full") == 1
         waiting = [asyncio.create_task(buffer.put(rec(100 + n))) for n in range(2)]
         await asyncio.sleep(0)
         assert not any(task.done() for task in waiting)
         assert total(metrics, "upstream_pauses_total") == 1  # one pause, two waiting readers
-        keys = await take_all(buffer, len(big) + 2)
+        keys = await take_all(buffer, sent + 2)
         await asyncio.wait_for(asyncio.gather(*waiting), 5.0)
-    assert keys == [str(n).encode() for n in range(len(big))] + [b"100", b"101"]
+    assert keys == [str(n).encode() for n in range(sent)] + [b"100", b"101"]
+    assert overflow.records == 0
 
 
 async def test_shutdown_keeps_every_record_for_the_next_start_in_order(tmp_path: Path) -> None:
@@ -159,7 +157,7 @@ async def test_shutdown_keeps_every_record_for_the_next_start_in_order(tmp_path:
             buffer.put_nowait(rec(n))  # still in the tail at shutdown
     assert buffer.persist() == 13
 
-    following = {5, 6, 7, 8, 9, 10, 11, 12}
+    following = {5, 6, 7, 8, 9, 10, 11, 12, 13}
     restarted = Metrics()
     buffer, overflow = spooled_buffer(
         tmp_path, restarted, follows=lambda r: int(r.key or b"-1") in following

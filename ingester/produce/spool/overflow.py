@@ -41,6 +41,7 @@ _WRITE_BATCH = 2000
 class DiskOverflow:
     """The tail and the log behind the buffer's memory; :meth:`run` writes and syncs.
 
+    ``tail_limit`` bounds the tail (reading pauses when it is full and the log refuses it).
     ``follows(record)`` says whether this replica follows the record's match now: a data
     record read from the log for a match it does not follow carries :data:`REPLAYED_HEADER`.
     """
@@ -58,7 +59,7 @@ class DiskOverflow:
         self._metrics = metrics
         self._tail: deque[OutRecord] = deque()
         self._tail_since = 0.0  # monotonic time the tail stopped being empty
-        self._tail_limit = tail_limit
+        self.tail_limit = tail_limit
         self._sync_interval = sync_interval
         self._follows = follows
         self._unsynced = False  # appended or released since the last sync
@@ -98,7 +99,7 @@ class DiskOverflow:
     @property
     def has_room(self) -> bool:
         """True while the tail takes another record (it empties into the log)."""
-        return len(self._tail) < self._tail_limit
+        return len(self._tail) < self.tail_limit
 
     def push(self, record: OutRecord) -> None:
         """Queue ``record`` behind everything the overflow holds."""
@@ -106,7 +107,7 @@ class DiskOverflow:
         if not tail:
             self._tail_since = time.monotonic()
         tail.append(record)
-        if len(tail) >= self._tail_limit and self._write_error is None:
+        if len(tail) >= self.tail_limit and self._write_error is None:
             self.spill()  # a full tail would pause reading: write it now, not at the tick
 
     def pull(self, limit: int) -> list[OutRecord]:
@@ -194,7 +195,7 @@ class DiskOverflow:
                 "the spool refuses records (%s): %d held in memory; reading pauses when %d are",
                 message,
                 len(self._tail),
-                self._tail_limit,
+                self.tail_limit,
             )
         self._write_error = message
 
