@@ -458,3 +458,66 @@ async def test_disk_full_during_the_outage_pauses_reading_and_loses_no_accepted_
         _broker_back(outage_kafka)
         assert daemon.stop() == 0
         simulator.stop()
+
+
+async def test_sigterm_during_the_outage_keeps_every_record_in_the_spool(
+    tmp_path: Path, outage_kafka: LocalKafka
+) -> None:
+    """SIGTERM while Kafka is down (a rolling update during a maintenance window): the
+    daemon stops reading, waits ``INGESTER_FLUSH_TIMEOUT``, writes what Kafka did not take
+    (memory and spool, in order) to the spool and exits 0; the next process on the same
+    spool delivers every frame the first received, before its own."""
+    topics = outage_topics("spool-term")
+    simulator, matches = _simulator(tmp_path)
+    first = _spooling_daemon(
+        tmp_path, outage_kafka, simulator, topics, INGESTER_INSTANCE_ID="first",
+        INGESTER_FLUSH_TIMEOUT="2",
+    )  # fmt: skip
+    second: Daemon | None = None
+    reader = TopicReader(outage_kafka.bootstrap_servers, topics.data)
+    try:
+        await first.follow(matches)
+        await records_flowing(first)
+        outage_kafka.stop()
+        await wait_for(lambda: first.metric(SPOOL_RECORDS) > 0, "records spooled", 60)
+        first.signal(signal.SIGTERM)
+        # Reading has stopped; /metrics still answers while the flush waits (2 s).
+        await wait_for(lambda: "no more reading" in first.output(), "reading stopped", 30)
+        received = accounts.received(first) - first.total(SKIPPED)
+        assert first.wait(30) == 0, first.output()
+        kept = [
+            json.loads(line)["message"]
+            for line in first.output().splitlines()
+            if line.startswith("{") and "kept in the spool" in line
+        ]
+        outage_kafka.start_again()
+        second = _spooling_daemon(
+            tmp_path, outage_kafka, simulator, topics, INGESTER_INSTANCE_ID="second"
+        )
+        started = second
+        await second.wait_ready(90)
+        await wait_for(lambda: started.metric(SPOOL_RECORDS) == 0, "the spool to drain", 120)
+        await second.wait_active(matches, 60)
+        await accounts.settle(simulator, second, matches, 90)
+        await _every_last_state(reader, simulator, matches)
+        of_first = {r.value for r in reader.records if r.headers.get("producer") == b"first"}
+        books = accounts.ledgers(reader.records)
+        accounts.report(
+            "SIGTERM during the outage, restart on the same spool",
+            books,
+            received_by_first=received,
+            distinct_records_of_first=len(of_first),
+            kept_line=kept,
+        )
+        assert len(kept) == 1, "one line says how many records the spool kept"
+        assert len(of_first) == received, "every frame the first process received is in"
+        for match_id, book in books.items():
+            assert not book.out_of_order(), (match_id, book.out_of_order()[:3])
+    finally:
+        await reader.close()
+        _broker_back(outage_kafka)
+        if first.alive():
+            first.stop()
+        if second is not None:
+            assert second.stop() == 0
+        simulator.stop()
