@@ -17,6 +17,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -39,7 +40,7 @@ from ingester.produce.feed import RecordFeed
 from ingester.produce.kafka_client import client_kwargs
 from ingester.produce.sink import KafkaSink
 from ingester.produce.spool.log import SegmentLog, SpoolError, SpoolFull
-from ingester.produce.spool.overflow import DiskOverflow
+from ingester.produce.spool.overflow import SPOOL_AFTER_SECONDS, DiskOverflow
 from ingester.settings import ConfigError, Settings, add_setting_flags, load_settings
 from ingester.supervisor import Fatal, Supervisor
 from ingester.upstream.pool import UpstreamPool
@@ -71,7 +72,7 @@ class Daemon:
             retire_after=settings.retire_after,
             subscribe_timeout=settings.subscribe_timeout,
         )
-        self.spool = _open_spool(settings, metrics, book)
+        self.spool = _open_spool(settings, metrics, book, stalled=self._kafka_stalled)
         self.buffer = RecordBuffer(settings.buffer_records, self.spool, metrics)
         metrics.buffer_capacity.set(settings.buffer_records)
         self._codecs, self._prepare_codecs = build_codecs(settings)
@@ -159,6 +160,11 @@ class Daemon:
 
     def _retire(self, match_id: int) -> None:
         self.steering.retire(match_id)  # the pool exists before the steering it feeds
+
+    def _kafka_stalled(self) -> bool:
+        """Kafka does not answer: no producer, or a round unanswered for a while."""
+        sink = self.sink
+        return not sink.connected or sink.waiting_for() >= SPOOL_AFTER_SECONDS
 
     def _liveness(self) -> list[str]:
         return [f"component {name} is not running" for name in self._supervisor.dead()]
@@ -284,7 +290,7 @@ class Daemon:
 
 
 def _open_spool(
-    settings: Settings, metrics: Metrics, book: SubscriptionBook
+    settings: Settings, metrics: Metrics, book: SubscriptionBook, stalled: Callable[[], bool]
 ) -> DiskOverflow | None:
     """The disk spool of ``INGESTER_SPOOL_DIR`` (``None`` when unset); a directory that
     cannot be used stops start-up (exit 2) naming the setting."""
@@ -305,6 +311,7 @@ def _open_spool(
         tail_limit=max(1, settings.buffer_records // 10),  # a tenth of the memory buffer
         sync_interval=settings.spool_sync_interval,
         follows=follows,
+        stalled=stalled,
     )
 
 

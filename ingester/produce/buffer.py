@@ -137,9 +137,9 @@ class RecordBuffer:
         if self._pauses is not None:
             self._pauses.inc()
         log.warning(
-            "reading paused: %d records held in memory%s",
+            "reading paused: %d records held in memory (%s)",
             self.in_memory,
-            "" if self._overflow is None else " and the spool cannot take more",
+            "no spool" if self._overflow is None else self._overflow.pause_reason(),
         )
 
     async def take(self, limit: int) -> list[OutRecord]:

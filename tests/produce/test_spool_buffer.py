@@ -42,6 +42,7 @@ def spooled_buffer(
     capacity: int = 3,
     max_bytes: int = 64 * MiB,
     follows: Callable[[OutRecord], bool] = lambda _: True,
+    stalled: Callable[[], bool] = lambda: True,
 ) -> tuple[RecordBuffer, DiskOverflow]:
     overflow = DiskOverflow(
         SegmentLog(directory, max_bytes),
@@ -49,6 +50,7 @@ def spooled_buffer(
         tail_limit=max(1, capacity // 3),
         sync_interval=0.05,
         follows=follows,
+        stalled=stalled,
     )
     return RecordBuffer(capacity, overflow, metrics), overflow
 
@@ -207,3 +209,24 @@ async def test_order_holds_through_many_rounds_of_memory_and_disk(
             keys += await take_all(buffer, min(sent, len(keys) + 5) - len(keys))
         keys += await take_all(buffer, sent - len(keys))
     assert keys == [str(n).encode() for n in range(sent)]
+
+
+async def test_a_kafka_that_answers_gets_backpressure_not_the_disk(tmp_path: Path) -> None:
+    # The daemon at saturation: Kafka answers, slower than records arrive.
+    metrics = Metrics()
+    stalled = False
+    buffer, overflow = spooled_buffer(tmp_path, metrics, capacity=6, stalled=lambda: stalled)
+    async with running(buffer, overflow):
+        while not buffer.full:
+            buffer.put_nowait(rec(buffer.unacknowledged))
+        assert (buffer.in_memory, overflow.pending) == (6, 2)
+        waiting = asyncio.create_task(buffer.put(rec(6)))
+        await asyncio.sleep(3 * 0.05)  # the spool's ticks pass: nothing goes to disk
+        assert not waiting.done()
+        assert overflow.records == 0
+        assert total(metrics, "upstream_pauses_total") == 1
+        stalled = True  # Kafka stops answering: the tail goes to disk, reading resumes
+        await asyncio.wait_for(waiting, 5.0)
+        assert (overflow.records, overflow.pending) == (2, 1)  # the waiting one queued behind
+        assert await take_all(buffer, 7) == [str(n).encode() for n in range(7)]
+    assert total(metrics, "spool_records_written_total") >= 2

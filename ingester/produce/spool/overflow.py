@@ -23,15 +23,19 @@ from ingester.pipeline import OutRecord
 from ingester.produce.spool.log import SegmentLog, SpoolFull
 from ingester.produce.spool.records import from_payload, to_payload
 
-__all__ = ["REPLAYED_HEADER", "DiskOverflow"]
+__all__ = ["REPLAYED_HEADER", "SPOOL_AFTER_SECONDS", "DiskOverflow"]
 
 log = logging.getLogger(__name__)
 
 #: The header of a record produced from the spool for a match this replica does not follow
 #: at that moment (docs/spool.md): a newer record of the match may be in the topic already.
 REPLAYED_HEADER = ("replayed", b"1")
+#: Kafka counts as not answering once the sink's round has waited this long for it (or
+#: while there is no producer): rounds take milliseconds, a few hundred at saturation.
+SPOOL_AFTER_SECONDS = 1.0
 #: How often the tail is looked at, and how long a record may wait in it for room in
-#: memory before it is written to disk (a burst shorter than that costs no disk).
+#: memory before it is written to disk while Kafka does not answer (a burst shorter than
+#: that costs no disk).
 _TICK = 0.05
 _SPILL_AFTER = 0.1
 #: The most records written to the log in one append.
@@ -41,9 +45,11 @@ _WRITE_BATCH = 2000
 class DiskOverflow:
     """The tail and the log behind the buffer's memory; :meth:`run` writes and syncs.
 
-    ``tail_limit`` bounds the tail (reading pauses when it is full and the log refuses it).
-    ``follows(record)`` says whether this replica follows the record's match now: a data
-    record read from the log for a match it does not follow carries :data:`REPLAYED_HEADER`.
+    ``tail_limit`` bounds the tail (reading pauses when it is full and cannot be written).
+    ``stalled()`` says whether Kafka stopped answering: the tail goes to disk only then, or
+    behind what is there already. ``follows(record)`` says whether this replica follows the
+    record's match now: a data record read from the log for a match it does not follow
+    carries :data:`REPLAYED_HEADER`.
     """
 
     def __init__(
@@ -54,6 +60,7 @@ class DiskOverflow:
         tail_limit: int,
         sync_interval: float,
         follows: Callable[[OutRecord], bool],
+        stalled: Callable[[], bool],
     ) -> None:
         self._log = store
         self._metrics = metrics
@@ -62,6 +69,7 @@ class DiskOverflow:
         self.tail_limit = tail_limit
         self._sync_interval = sync_interval
         self._follows = follows
+        self._stalled = stalled
         self._unsynced = False  # appended or released since the last sync
         self._write_error: str | None = None  # the last append's error, until one succeeds
         # Payloads read that could not be decoded are released with the records read
@@ -107,8 +115,20 @@ class DiskOverflow:
         if not tail:
             self._tail_since = time.monotonic()
         tail.append(record)
-        if len(tail) >= self.tail_limit and self._write_error is None:
+        if len(tail) >= self.tail_limit and self._write_error is None and self._may_spill():
             self.spill()  # a full tail would pause reading: write it now, not at the tick
+
+    def _may_spill(self) -> bool:
+        """Whether the tail may go to disk: while Kafka does not answer, or behind records
+        already there. A Kafka that answers, only slower than records arrive (the daemon at
+        saturation), gets backpressure instead: spooling would only add lag and disk work."""
+        return self._log.records > 0 or self._stalled()
+
+    def pause_reason(self) -> str:
+        """Why the tail cannot take more, for the pause's log line."""
+        if self._write_error is not None:
+            return f"the spool refuses records: {self._write_error}"
+        return "Kafka answers, slower than records arrive"
 
     def pull(self, limit: int) -> list[OutRecord]:
         """Up to ``limit`` of the oldest records, for memory: from the log while it has
@@ -192,7 +212,7 @@ class DiskOverflow:
         message = f"{kind}: {exc}"
         if self._write_error is None:
             log.error(
-                "the spool refuses records (%s): %d held in memory; reading pauses when %d are",
+                "the spool refuses records (%s): %d wait in memory; reading pauses when %d do",
                 message,
                 len(self._tail),
                 self.tail_limit,
@@ -208,7 +228,11 @@ class DiskOverflow:
             while True:
                 await asyncio.sleep(_TICK)
                 waited = time.monotonic() - self._tail_since
-                if self._tail and (waited >= _SPILL_AFTER or not self.has_room):
+                if (
+                    self._tail
+                    and (waited >= _SPILL_AFTER or not self.has_room)
+                    and self._may_spill()
+                ):
                     self.spill()
                     wake()
 
