@@ -196,7 +196,7 @@ async def _outage(options: Options, broker: Any, result: dict[str, Any]) -> None
             "the backlog to drain", max(600.0, options.outage * 2), interval=0.5,
             retry_on=(OSError,),
         )  # fmt: skip
-        drain_s = time.monotonic() - t1
+        drain_s = max(time.monotonic() - t1, 1e-3)
         after = _sample(daemon)
         incoming = (sim.frames_sent() - frames1) / drain_s
         produced = (after["records_produced_total"] - up["records_produced_total"]) / drain_s
