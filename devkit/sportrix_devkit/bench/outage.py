@@ -196,7 +196,7 @@ async def _outage(options: Options, broker: Any, result: dict[str, Any]) -> None
             "the backlog to drain", max(600.0, options.outage * 2), interval=0.5,
             retry_on=(OSError,),
         )  # fmt: skip
-        drain_s = time.monotonic() - t1
+        drain_s = max(time.monotonic() - t1, 1e-3)
         after = _sample(daemon)
         incoming = (sim.frames_sent() - frames1) / drain_s
         produced = (after["records_produced_total"] - up["records_produced_total"]) / drain_s
@@ -280,14 +280,15 @@ def _sent(sim: SimulatorProcess, ids: list[int]) -> dict[int, int]:
 
 
 def _flushed(daemon: _Ingester, sim: SimulatorProcess, ids: list[int]) -> bool:
-    """The daemon has each match's last frame and nothing left to produce."""
+    """The daemon has each match's last frame and nothing left to produce. A match missing
+    from ``/status`` was retired (over for ``INGESTER_RETIRE_AFTER``): it had its last."""
     sample = _sample(daemon)
     if sample["spool_records"] or sample["buffered_records"]:
         return False
     stats = json.loads(sim.get_raw("/_sim/stats"))["matches"]
     status = json.loads(http_get(f"http://127.0.0.1:{daemon.http_port}/status", 10))
     seqs = {m["match_id"]: m.get("last_seq") for m in status["matches"]}
-    return all(seqs.get(m) == stats[str(m)]["last_seq"] for m in ids)
+    return all(seqs.get(m, stats[str(m)]["last_seq"]) == stats[str(m)]["last_seq"] for m in ids)
 
 
 def markdown(result: dict[str, Any]) -> str:
