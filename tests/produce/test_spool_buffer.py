@@ -14,6 +14,7 @@ from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 from ingester.produce.spool.log import SegmentLog
 from ingester.produce.spool.overflow import REPLAYED_HEADER, DiskOverflow
+from ingester.produce.spool.records import to_payload
 from sportrix_devkit.waiting import wait_until_async
 
 MiB = 1024 * 1024
@@ -230,3 +231,17 @@ async def test_a_kafka_that_answers_gets_backpressure_not_the_disk(tmp_path: Pat
         assert (overflow.records, overflow.pending) == (2, 1)  # the waiting one queued behind
         assert await take_all(buffer, 7) == [str(n).encode() for n in range(7)]
     assert total(metrics, "spool_records_written_total") >= 2
+
+
+async def test_a_spooled_payload_that_cannot_be_decoded_is_counted_and_skipped(
+    tmp_path: Path,
+) -> None:
+    store = SegmentLog(tmp_path, 64 * MiB)
+    foreign = [b"not a record", b"nor this", b"nor that"]  # a read of two gets only these
+    store.append([to_payload(rec(0)), *foreign, to_payload(rec(1))])
+    store.close()
+    metrics = Metrics()
+    buffer, overflow = spooled_buffer(tmp_path, metrics, capacity=3)
+    assert await take_all(buffer, 2) == [b"0", b"1"]
+    assert total(metrics, "spool_damaged_records_total") == 3
+    assert overflow.records == 0  # the skipped ones are released with their neighbours

@@ -136,8 +136,10 @@ class DiskOverflow:
         store = self._log
         if not store.unread and self._tail and store.records:
             self.spill()  # the tail queues behind records still in flight from the log
-        if store.unread:
-            return self._read_log(limit)
+        while store.unread:
+            records = self._read_log(limit)
+            if records:  # else every payload read was undecodable: read on
+                return records
         if store.records or not self._tail:
             return []
         tail = self._tail
