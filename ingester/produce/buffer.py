@@ -121,7 +121,9 @@ class RecordBuffer:
         record.buffered_at = time.time()
         overflow = self._overflow
         if overflow is not None and (
-            overflow.active or len(self._queue) + len(self._taken) >= self._limit
+            overflow.active
+            or len(self._queue) + len(self._taken) >= self._limit
+            or overflow.kafka_stalled()  # to disk at once: a crash then loses no more
         ):
             overflow.push(record)  # behind what is spooled: the FIFO's order holds
         else:

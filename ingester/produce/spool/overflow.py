@@ -118,11 +118,17 @@ class DiskOverflow:
         if len(tail) >= self.tail_limit and self._write_error is None and self._may_spill():
             self.spill()  # a full tail would pause reading: write it now, not at the tick
 
+    def kafka_stalled(self) -> bool:
+        """Whether Kafka has stopped answering: then new records go to the spool even while
+        memory has room, so that a crash during an outage loses only what memory held
+        before it was noticed."""
+        return self._stalled()
+
     def _may_spill(self) -> bool:
         """Whether the tail may go to disk: while Kafka does not answer, or behind records
         already there. A Kafka that answers, only slower than records arrive (the daemon at
         saturation), gets backpressure instead: spooling would only add lag and disk work."""
-        return self._log.records > 0 or self._stalled()
+        return self._log.records > 0 or self.kafka_stalled()
 
     def pause_reason(self) -> str:
         """Why the tail cannot take more, for the pause's log line."""
