@@ -15,9 +15,14 @@ stall every match.
 The linger is adaptive: a round is handed to the producer as soon as the previous one is
 answered, its batches closed so that the producer sends them at once (aiokafka keeps an
 open batch for ``linger_ms``), and it holds whatever arrived while the previous round was
-in flight. An idle sink sends a frame's record at once; a busy one batches as much as one
-round trip to Kafka lets in. With ``linger=True`` the producer's own ``linger_ms`` applies
-to every batch as well (fewer, larger requests; more lag).
+in flight. At moderate load a round that would be small waits a little first
+(:func:`hold_for`): until its oldest record has waited :data:`HOLD_SECONDS`, so that a
+request carries a few milliseconds of frames instead of one or two (a request costs the
+daemon about as much CPU as processing several frames). A round of :data:`HOLD_FILL`
+records or more, one whose oldest record has waited that long already (under load), and
+the first round after a quiet spell (an idle daemon) go at once. With ``linger=True`` the
+producer's own ``linger_ms`` applies to every batch instead (fewer, larger requests; more
+lag).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from ingester.observe.metrics import PRODUCE_STAGES, Metrics
 from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 
-__all__ = ["ACK_STALL_SECONDS", "KafkaSink"]
+__all__ = ["ACK_STALL_SECONDS", "HOLD_FILL", "HOLD_SECONDS", "KafkaSink", "hold_for"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,20 @@ ACK_STALL_SECONDS = 10.0
 #: Records larger than this are sent alone with ``send()`` (it enforces max_request_size).
 _LARGE = 128 * 1024
 _PARTITIONER = DefaultPartitioner()
+#: A small round waits until its oldest record has waited this long (fewer requests).
+HOLD_SECONDS = 0.002
+#: A round of this many records is worth a request of its own: it does not wait.
+HOLD_FILL = 50
+#: A round this long after the previous one was taken is the first after a quiet spell.
+_QUIET = 0.05
+
+
+def hold_for(age: float, taken: int, since_previous: float, hold: float = HOLD_SECONDS) -> float:
+    """Seconds a round of ``taken`` records, the oldest buffered ``age`` seconds ago and the
+    previous round taken ``since_previous`` seconds ago, waits for more (0: sent at once)."""
+    if taken >= HOLD_FILL or age >= hold or since_previous >= _QUIET:
+        return 0.0
+    return hold - age
 
 
 class KafkaSink:
@@ -78,9 +97,11 @@ class KafkaSink:
         rng: random.Random | None = None,
         *,
         linger: bool = False,
+        hold: float = HOLD_SECONDS,
     ) -> None:
         self._buffer = buffer
         self._linger = linger
+        self._hold = 0.0 if linger else hold
         self._metrics = metrics
         self._factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
@@ -104,6 +125,7 @@ class KafkaSink:
             while True:
                 batch = await self._take_or_probe()
                 if batch:
+                    batch = await self._fill(batch)
                     await self._deliver(batch)
                     self._buffer.acknowledge(len(batch))
         finally:
@@ -150,6 +172,18 @@ class KafkaSink:
         except TimeoutError:
             await self._probe()
             return []
+
+    async def _fill(self, batch: list[OutRecord]) -> list[OutRecord]:
+        """``batch`` with what arrives while it waits :func:`hold_for` (nothing else is in
+        flight: every record not acknowledged beyond it is queued, in order, after it)."""
+        now = time.time()
+        wait = hold_for(now - batch[0].buffered_at, len(batch), now - self._taken_at, self._hold)
+        if wait <= 0.0:
+            return batch
+        await asyncio.sleep(wait)
+        if self._buffer.unacknowledged > len(batch):
+            batch += await self._buffer.take(_BATCH_LIMIT - len(batch))
+        return batch
 
     async def _probe(self) -> None:
         producer = self._producer
@@ -224,22 +258,24 @@ class KafkaSink:
             error = exc
         grouped = {id(r) for _, _, _, members in units for r in members}
         retry = {id(r) for r in records if id(r) not in grouped}  # the next round's
-        acked_at: dict[int, float] = {}  # by index in ``sent``: when Kafka answered
-        sent, error = await self._hand_over(producer, units, retry, acked_at, error)
+        answers = _Answers()
+        sent, error = await self._hand_over(producer, units, retry, answers, error)
         failed = False
         if error is not None:
             self._count_error(error)
             failed = True
-        results = await asyncio.gather(*(f for _, _, f, _ in sent), return_exceptions=True)
+        await answers.all_in()
         now = time.time()
         acknowledged: list[OutRecord] = []
         refused = False  # by the broker: the producer's sequence counted those records
-        for index, ((topic, members, _, handed), result) in enumerate(
-            zip(sent, results, strict=True)
-        ):
+        batched, acknowledging = self._stages[2:]
+        for index, (topic, members, future, handed) in enumerate(sent):
+            result = _outcome(future)
             if not isinstance(result, BaseException):
                 acknowledged += members
-                self._observe_stages(members, handed, acked_at.get(index, now))
+                # Per send unit: one bisect each, whatever the number of records.
+                batched.observe_repeated(handed - self._taken_at, len(members))
+                acknowledging.observe_repeated(answers.at.get(index, now) - handed, len(members))
             elif isinstance(result, _UNWRITABLE):
                 refused = True
                 retry.update(self._refused(topic, members, result))
@@ -248,6 +284,7 @@ class KafkaSink:
                 retry.update(id(r) for r in members)
                 failed = True
                 error = error or result
+        self._observe_waits(acknowledged)
         self._acknowledged(acknowledged, now)
         if error is not None:
             self._mark_down(error)
@@ -264,12 +301,12 @@ class KafkaSink:
         producer: AIOKafkaProducer,
         units: list[tuple[str, int | None, Any, list[OutRecord]]],
         retry: set[int],
-        acked_at: dict[int, float],
+        answers: _Answers,
         error: BaseException | None,
     ) -> tuple[list[tuple[str, list[OutRecord], asyncio.Future[Any], float]], BaseException | None]:
         """Hand ``units`` to the producer, in order, until one fails: the units handed over
         (with the time they were) and the error, if any. The ids of records to send again
-        go into ``retry``; each unit's acknowledgement time will be in ``acked_at``."""
+        go into ``retry``; ``answers`` follows the units' futures."""
         sent: list[tuple[str, list[OutRecord], asyncio.Future[Any], float]] = []
         for index, (topic, partition, builder, members) in enumerate(units):
             try:
@@ -289,7 +326,7 @@ class KafkaSink:
                 error = exc
                 retry.update(id(r) for _, _, _, rest in units[index:] for r in rest)
                 break
-            future.add_done_callback(partial(_note_time, acked_at, len(sent)))
+            answers.follow(len(sent), future)
             sent.append((topic, members, future, time.time()))
         return sent, error
 
@@ -392,15 +429,14 @@ class KafkaSink:
             len(record.value),
         )
 
-    def _observe_stages(self, members: list[OutRecord], handed: float, acked: float) -> None:
-        """Where a send unit's records spent their time (``produce_stage_seconds``): frame
-        processing, the buffer, the sink's batching, Kafka's acknowledgement."""
+    def _observe_waits(self, records: list[OutRecord]) -> None:
+        """Where a round's acknowledged records spent their time before the sink took them
+        (``produce_stage_seconds``: frame processing, the buffer), one call per stage; the
+        sink's batching and Kafka's acknowledgement are observed per send unit."""
         taken = self._taken_at
-        processed, queued, batched, acknowledged = self._stages
-        processed.observe_many([r.buffered_at - r.received_at for r in members])
-        queued.observe_many([taken - r.buffered_at for r in members])
-        batched.observe_repeated(handed - taken, len(members))
-        acknowledged.observe_repeated(acked - handed, len(members))
+        processed, queued = self._stages[:2]
+        processed.observe_many([r.buffered_at - r.received_at for r in records])
+        queued.observe_many([taken - r.buffered_at for r in records])
 
     def _acknowledged(self, records: list[OutRecord], now: float) -> None:
         """Count what Kafka acknowledged at ``now``: one metric update per sport and batch."""
@@ -470,8 +506,42 @@ class KafkaSink:
             await _close_quietly(producer)
 
 
-def _note_time(times: dict[int, float], index: int, _: object) -> None:
-    times[index] = time.time()
+class _Answers:
+    """The futures of one round's send units: when Kafka answered each (``at``, by index),
+    and one wake-up when all are answered (one callback per unit, where ``gather`` made a
+    task-like wrapper and two callbacks)."""
+
+    __slots__ = ("_all", "_pending", "at")
+
+    def __init__(self) -> None:
+        self.at: dict[int, float] = {}
+        self._pending = 0
+        self._all: asyncio.Future[None] | None = None
+
+    def follow(self, index: int, future: asyncio.Future[Any]) -> None:
+        """Note when unit ``index``'s ``future`` is done."""
+        self._pending += 1
+        future.add_done_callback(partial(self._answered, index))
+
+    def _answered(self, index: int, _: object) -> None:
+        self.at[index] = time.time()
+        self._pending -= 1
+        if not self._pending and self._all is not None and not self._all.done():
+            self._all.set_result(None)
+
+    async def all_in(self) -> None:
+        """Return once every followed future is done."""
+        if self._pending:
+            self._all = asyncio.get_running_loop().create_future()
+            await self._all
+
+
+def _outcome(future: asyncio.Future[Any]) -> Any:
+    """A done future's result, or its exception (a cancelled one's ``CancelledError``),
+    as ``gather(return_exceptions=True)`` gives them."""
+    if future.cancelled():
+        return asyncio.CancelledError()
+    return future.exception() or future.result()
 
 
 def _size(record: OutRecord) -> int:
