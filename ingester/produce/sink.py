@@ -15,14 +15,9 @@ stall every match.
 The linger is adaptive: a round is handed to the producer as soon as the previous one is
 answered, its batches closed so that the producer sends them at once (aiokafka keeps an
 open batch for ``linger_ms``), and it holds whatever arrived while the previous round was
-in flight. At moderate load a round that would be small waits a little first
-(:func:`hold_for`): until its oldest record has waited :data:`HOLD_SECONDS`, so that a
-request carries a few milliseconds of frames instead of one or two (a request costs the
-daemon about as much CPU as processing several frames). A round of :data:`HOLD_FILL`
-records or more, one whose oldest record has waited that long already (under load), and
-the first round after a quiet spell (an idle daemon) go at once. With ``linger=True`` the
-producer's own ``linger_ms`` applies to every batch instead (fewer, larger requests; more
-lag).
+in flight. An idle sink sends a frame's record at once; a busy one batches as much as one
+round trip to Kafka lets in. With ``linger=True`` the producer's own ``linger_ms`` applies
+to every batch as well (fewer, larger requests; more lag).
 """
 
 from __future__ import annotations
@@ -52,7 +47,7 @@ from ingester.observe.metrics import PRODUCE_STAGES, Metrics
 from ingester.pipeline import OutRecord
 from ingester.produce.buffer import RecordBuffer
 
-__all__ = ["ACK_STALL_SECONDS", "HOLD_FILL", "HOLD_SECONDS", "KafkaSink", "hold_for"]
+__all__ = ["ACK_STALL_SECONDS", "KafkaSink"]
 
 log = logging.getLogger(__name__)
 
@@ -70,20 +65,6 @@ ACK_STALL_SECONDS = 10.0
 #: Records larger than this are sent alone with ``send()`` (it enforces max_request_size).
 _LARGE = 128 * 1024
 _PARTITIONER = DefaultPartitioner()
-#: A small round waits until its oldest record has waited this long (fewer requests).
-HOLD_SECONDS = 0.002
-#: A round of this many records is worth a request of its own: it does not wait.
-HOLD_FILL = 50
-#: A round this long after the previous one was taken is the first after a quiet spell.
-_QUIET = 0.05
-
-
-def hold_for(age: float, taken: int, since_previous: float, hold: float = HOLD_SECONDS) -> float:
-    """Seconds a round of ``taken`` records, the oldest buffered ``age`` seconds ago and the
-    previous round taken ``since_previous`` seconds ago, waits for more (0: sent at once)."""
-    if taken >= HOLD_FILL or age >= hold or since_previous >= _QUIET:
-        return 0.0
-    return hold - age
 
 
 class KafkaSink:
@@ -97,11 +78,9 @@ class KafkaSink:
         rng: random.Random | None = None,
         *,
         linger: bool = False,
-        hold: float = HOLD_SECONDS,
     ) -> None:
         self._buffer = buffer
         self._linger = linger
-        self._hold = 0.0 if linger else hold
         self._metrics = metrics
         self._factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
@@ -125,7 +104,6 @@ class KafkaSink:
             while True:
                 batch = await self._take_or_probe()
                 if batch:
-                    batch = await self._fill(batch)
                     await self._deliver(batch)
                     self._buffer.acknowledge(len(batch))
         finally:
@@ -172,18 +150,6 @@ class KafkaSink:
         except TimeoutError:
             await self._probe()
             return []
-
-    async def _fill(self, batch: list[OutRecord]) -> list[OutRecord]:
-        """``batch`` with what arrives while it waits :func:`hold_for` (nothing else is in
-        flight: every record not acknowledged beyond it is queued, in order, after it)."""
-        now = time.time()
-        wait = hold_for(now - batch[0].buffered_at, len(batch), now - self._taken_at, self._hold)
-        if wait <= 0.0:
-            return batch
-        await asyncio.sleep(wait)
-        if self._buffer.unacknowledged > len(batch):
-            batch += await self._buffer.take(_BATCH_LIMIT - len(batch))
-        return batch
 
     async def _probe(self) -> None:
         producer = self._producer

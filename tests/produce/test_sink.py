@@ -429,12 +429,3 @@ async def test_a_round_waits_for_every_unit_and_keeps_each_outcome() -> None:
     assert outcomes[0] == "ok"
     assert isinstance(outcomes[1], OutOfOrderSequenceNumber)
     assert isinstance(outcomes[2], asyncio.CancelledError)
-
-
-def test_only_a_small_round_soon_after_the_previous_one_waits_and_not_past_the_hold() -> None:
-    hold = sink_module.HOLD_SECONDS
-    assert sink_module.hold_for(0.0, 3, 0.004) == pytest.approx(hold)
-    assert sink_module.hold_for(hold / 4, 3, 0.004) == pytest.approx(hold * 3 / 4)
-    assert sink_module.hold_for(hold, 3, 0.004) == 0.0  # its oldest record waited enough
-    assert sink_module.hold_for(0.0, sink_module.HOLD_FILL, 0.004) == 0.0  # full enough
-    assert sink_module.hold_for(0.0, 1, 1.0) == 0.0  # the first after a quiet spell
