@@ -87,11 +87,13 @@ ENV VIRTUAL_ENV=/opt/venv \
 
 # The daemon needs no installer at run time: drop the base image's pip/setuptools/wheel so they
 # are neither usable in a running container nor reported by image scanners. Then a fixed
-# numeric user (the Helm chart's runAsUser) with no home and no login shell.
+# numeric user (the Helm chart's runAsUser) with no home and no login shell, and the disk
+# spool's mount point owned by it (a named volume mounted there starts with that owner).
 RUN python -m pip uninstall --yes --no-cache-dir pip setuptools wheel \
     && groupadd --system --gid 10001 ingester \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin ingester
+       --shell /usr/sbin/nologin ingester \
+    && install -d -o 10001 -g 10001 -m 0750 /var/spool/sportrix-ingester
 
 COPY --from=builder /opt/venv /opt/venv
 

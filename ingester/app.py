@@ -17,6 +17,8 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import uvloop
@@ -31,13 +33,15 @@ from ingester.observe.health import Health
 from ingester.observe.http import OpsServer
 from ingester.observe.logs import SecretScrubber, configure_logging
 from ingester.observe.metrics import Metrics
-from ingester.pipeline import FrameProcessor
+from ingester.pipeline import FrameProcessor, OutRecord
 from ingester.produce.buffer import RecordBuffer
 from ingester.produce.compression import apply_compression_level
 from ingester.produce.feed import RecordFeed
 from ingester.produce.kafka_client import client_kwargs
 from ingester.produce.sink import KafkaSink
-from ingester.settings import Settings, add_setting_flags, load_settings
+from ingester.produce.spool.log import SegmentLog, SpoolError, SpoolFull
+from ingester.produce.spool.overflow import SPOOL_AFTER_SECONDS, DiskOverflow
+from ingester.settings import ConfigError, Settings, add_setting_flags, load_settings
 from ingester.supervisor import Fatal, Supervisor
 from ingester.upstream.pool import UpstreamPool
 from ingester.upstream.session import SessionConfig, redact_url
@@ -68,7 +72,8 @@ class Daemon:
             retire_after=settings.retire_after,
             subscribe_timeout=settings.subscribe_timeout,
         )
-        self.buffer = RecordBuffer(settings.buffer_records)
+        self.spool = _open_spool(settings, metrics, book, stalled=self._kafka_stalled)
+        self.buffer = RecordBuffer(settings.buffer_records, self.spool, metrics)
         metrics.buffer_capacity.set(settings.buffer_records)
         self._codecs, self._prepare_codecs = build_codecs(settings)
         metrics.prime_sports(self._codecs)
@@ -113,11 +118,13 @@ class Daemon:
                 self.processor.publish_counts,
                 self.pool.publish_gauges,
                 self.sink.publish_gauges,
+                *([self.spool.publish_gauges] if self.spool else []),
             ),
             sections={
                 "owned_partitions": lambda: self.config.assignment.partitions,
                 "connections": self.pool.describe,
-                "buffered_records": lambda: self.buffer.unacknowledged,
+                "buffered_records": lambda: self.buffer.in_memory,
+                "spool": self.spool.describe if self.spool else lambda: None,
                 "matches": self.pool.describe_matches,
             },
         )
@@ -154,6 +161,11 @@ class Daemon:
     def _retire(self, match_id: int) -> None:
         self.steering.retire(match_id)  # the pool exists before the steering it feeds
 
+    def _kafka_stalled(self) -> bool:
+        """Kafka does not answer: no producer, or a round unanswered for a while."""
+        sink = self.sink
+        return not sink.connected or sink.waiting_for() >= SPOOL_AFTER_SECONDS
+
     def _liveness(self) -> list[str]:
         return [f"component {name} is not running" for name in self._supervisor.dead()]
 
@@ -184,6 +196,8 @@ class Daemon:
         log.info("data path starting; %d start-up objects frozen for the GC", gc.get_freeze_count())
         self._started = True
         supervisor = self._supervisor
+        if self.spool is not None:
+            supervisor.start("spool", partial(self.spool.run, self.buffer.wake))
         supervisor.start("kafka-sink", self.sink.run)
         supervisor.start("config-consumer", self.config.run)
         supervisor.start("ticker", self._tick)
@@ -239,6 +253,8 @@ class Daemon:
         await self._supervisor.stop("config-consumer")
         await self._supervisor.stop()
         await self.http.stop()
+        if self.spool is not None:
+            return self._keep_in_spool(flushed)
         if not flushed:
             log.error(
                 "flush timed out after %.0fs with %d records not acknowledged",
@@ -248,6 +264,55 @@ class Daemon:
             return 1
         log.info("stopped cleanly")
         return 0
+
+    def _keep_in_spool(self, flushed: bool) -> int:
+        """Write what Kafka did not acknowledge to the spool, for the next start."""
+        unacknowledged = self.buffer.unacknowledged
+        try:
+            kept = self.buffer.persist()
+        except (OSError, SpoolFull) as exc:
+            log.error(
+                "%d records not acknowledged could not be kept in the spool: %s",
+                unacknowledged,
+                exc,
+            )
+            return 1
+        if flushed:
+            log.info("stopped cleanly")
+        else:
+            log.warning(
+                "flush timed out after %.0fs: %d records kept in the spool, produced at the"
+                " next start",
+                self.settings.flush_timeout,
+                kept,
+            )
+        return 0
+
+
+def _open_spool(
+    settings: Settings, metrics: Metrics, book: SubscriptionBook, stalled: Callable[[], bool]
+) -> DiskOverflow | None:
+    """The disk spool of ``INGESTER_SPOOL_DIR`` (``None`` when unset); a directory that
+    cannot be used stops start-up (exit 2) naming the setting."""
+    if settings.spool_dir is None:
+        return None
+    try:
+        store = SegmentLog(settings.spool_dir, settings.spool_max_bytes)
+    except SpoolError as exc:
+        raise ConfigError(f"invalid setting INGESTER_SPOOL_DIR: {exc}") from None
+
+    def follows(record: OutRecord) -> bool:
+        key = record.key
+        return key is not None and key.isdigit() and int(key) in book
+
+    return DiskOverflow(
+        store,
+        metrics,
+        tail_limit=max(1, settings.buffer_records // 10),  # a tenth of the memory buffer
+        sync_interval=settings.spool_sync_interval,
+        follows=follows,
+        stalled=stalled,
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -93,6 +93,7 @@ class OutRecord:
     updated_at_ms: int | None = None
     stage: Stage | None = None  # set for dead letters
     buffered_at: float = 0.0  # wall-clock time the buffer took it (the produce stages)
+    spooled: bool = False  # read back from the disk spool (released from it once in Kafka)
 
 
 class FrameProcessor:

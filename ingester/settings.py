@@ -19,9 +19,11 @@ from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
+    ByteSize,
     Field,
     SecretStr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -30,6 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "COMPRESSION_LEVELS",
     "KAFKA_FIELDS",
+    "SPOOL_MIN_BYTES",
     "ConfigError",
     "KafkaSecurity",
     "Settings",
@@ -38,6 +41,10 @@ __all__ = [
 ]
 
 _FLAG_PREFIXES = ("INGESTER_", "SPORTRIX_")
+#: The smallest ``INGESTER_SPOOL_MAX_BYTES``: one segment file of the spool's store (its unit
+#: of creation and deletion); a smaller spool would hold less than a minute of a busy
+#: replica's records, which the memory buffer is for.
+SPOOL_MIN_BYTES = 16 * 1024 * 1024
 #: Valid ``INGESTER_COMPRESSION_LEVEL`` values per codec: Kafka's producer ranges (zstd's
 #: negative levels left out); snappy and none have no levels.
 COMPRESSION_LEVELS: dict[str, range] = {
@@ -131,6 +138,11 @@ class Settings(BaseSettings):
     compression_level: int | None = _env("INGESTER_COMPRESSION_LEVEL", default=None)
     flush_timeout: float = _env("INGESTER_FLUSH_TIMEOUT", default=20.0, gt=0)
 
+    # Disk spool (unset directory: none, records wait in memory only)
+    spool_dir: Path | None = _env("INGESTER_SPOOL_DIR", default=None)
+    spool_max_bytes: ByteSize = _env("INGESTER_SPOOL_MAX_BYTES", default=ByteSize(1024**3))
+    spool_sync_interval: float = _env("INGESTER_SPOOL_SYNC_INTERVAL", default=1.0, gt=0)
+
     # Control plane
     instance_id: str = _env("INGESTER_INSTANCE_ID", default_factory=socket.gethostname)
     group_id: str = _env("INGESTER_GROUP_ID", default="sportrix-ingester", min_length=1)
@@ -169,6 +181,24 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"{server!r} is not host:port")
         return ",".join(servers)
+
+    @field_validator("spool_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("spool_max_bytes", mode="wrap")
+    @classmethod
+    def _spool_size(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> ByteSize:
+        try:
+            size: ByteSize = handler(value)
+        except ValidationError:
+            raise ValueError(
+                "must be a number of bytes, or one with a unit: 512MiB, 1GiB"
+            ) from None
+        if size < SPOOL_MIN_BYTES:
+            raise ValueError(f"must be at least 16MiB ({SPOOL_MIN_BYTES} bytes), one spool segment")
+        return size
 
     @field_validator("schema_registry_url")
     @classmethod

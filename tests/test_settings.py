@@ -58,6 +58,10 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
             "KAFKA_SASL_PASSWORD",
         ),
         ({"INGESTER_BACKOFF_BASE": "10", "INGESTER_BACKOFF_CAP": "1"}, "INGESTER_BACKOFF_CAP"),
+        ({"INGESTER_SPOOL_MAX_BYTES": "15MiB"}, "INGESTER_SPOOL_MAX_BYTES"),
+        ({"INGESTER_SPOOL_MAX_BYTES": "lots"}, "INGESTER_SPOOL_MAX_BYTES"),
+        ({"INGESTER_SPOOL_MAX_BYTES": "-1"}, "INGESTER_SPOOL_MAX_BYTES"),
+        ({"INGESTER_SPOOL_SYNC_INTERVAL": "0"}, "INGESTER_SPOOL_SYNC_INTERVAL"),
     ],
 )
 def test_invalid_settings_name_the_variable(
@@ -70,6 +74,45 @@ def test_invalid_settings_name_the_variable(
     message = str(info.value)
     assert named in message
     assert "\n" not in message
+
+
+def test_the_spool_is_off_unless_a_directory_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.spool_dir is None
+    assert settings.spool_max_bytes == 1024**3
+    assert settings.spool_sync_interval == 1.0
+    monkeypatch.setenv("INGESTER_SPOOL_DIR", "")  # an empty value (a template's) is unset
+    assert load_settings().spool_dir is None
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ("1073741824", 1024**3),
+        ("16777216", 16 * 1024**2),
+        ("512MiB", 512 * 1024**2),
+        ("2GiB", 2 * 1024**3),
+        ("1.5GiB", 3 * 512 * 1024**2),
+        ("1GB", 10**9),  # decimal units as written
+    ],
+)
+def test_spool_max_bytes_takes_bytes_or_a_unit(
+    monkeypatch: pytest.MonkeyPatch, value: str, size: int
+) -> None:
+    monkeypatch.setenv("INGESTER_SPOOL_MAX_BYTES", value)
+    assert load_settings().spool_max_bytes == size
+
+
+def test_spool_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("INGESTER_SPOOL_MAX_BYTES", "64MiB")
+    args = build_parser().parse_args(
+        ["run", "--spool-dir", str(tmp_path), "--spool-max-bytes", "2GiB",
+         "--spool-sync-interval", "0.25"]
+    )  # fmt: skip
+    settings = load_settings(args)
+    assert settings.spool_dir == tmp_path
+    assert settings.spool_max_bytes == 2 * 1024**3
+    assert settings.spool_sync_interval == 0.25
 
 
 def test_run_exits_2_with_one_line_and_never_echoes_the_key(tmp_path: Path) -> None:

@@ -201,6 +201,8 @@ def _run_demo(args: argparse.Namespace) -> int:
             "INGESTER_INSTANCE_ID": "demo",
             "SPORTRIX_PROXY": "none",  # the simulator is local, whatever proxy the shell has
             "INGESTER_FLUSH_TIMEOUT": str(_STOP_GRACE),
+            # What Kafka has not taken waits on disk, and the next demo delivers it first.
+            "INGESTER_SPOOL_DIR": str(workdir / "spool"),
         }
         daemon = children.start(
             [sys.executable, "-c", _DAEMON_ONCE_TOLD], workdir / "ingester.log", daemon_env,

@@ -77,7 +77,7 @@ class Steering:
         limit = self._settings.session_timeout_ms / 4000
         try:
             async with asyncio.timeout(limit):
-                await self._buffer.acknowledged(self._buffer.put_count)
+                await self._buffer.drained()
         except TimeoutError:
             log.warning(
                 "matches handed over with %d records not yet acknowledged by Kafka (waited %.1fs)",

@@ -18,6 +18,8 @@ __all__ = [
     "LATENCY_BUCKETS",
     "METRIC_NAMES",
     "PRODUCE_STAGES",
+    "SPOOL_DAMAGE_KINDS",
+    "SPOOL_WRITE_ERRORS",
     "STAGE_BUCKETS",
     "Metrics",
 ]
@@ -37,6 +39,14 @@ STAGE_BUCKETS: tuple[float, ...] = (
 #: The steps of a record between the socket and Kafka's acknowledgement, in order (the
 #: ``stage`` label of ``produce_stage_seconds``).
 PRODUCE_STAGES = ("processed", "queued", "batched", "acknowledged")
+
+#: The ``kind`` label of ``spool_damage`` (``ingester.produce.spool.log.Damage.kind``).
+SPOOL_DAMAGE_KINDS = ("torn_record", "corrupt_segment")
+
+#: The ``error`` label values of ``spool_write_errors`` created up front: ``full`` (the spool
+#: at ``INGESTER_SPOOL_MAX_BYTES``) and the usual errno names of a failed write; any other
+#: errno name appears when it first happens.
+SPOOL_WRITE_ERRORS = ("full", "ENOSPC", "EFBIG", "EIO", "EDQUOT")
 
 _PREFIX = "sportrix_ingester_"
 
@@ -72,9 +82,28 @@ _HELP = {
     "produce_stage_seconds": (
         "Time a record spent in each step from its frame's receipt to Kafka's acknowledgement."
     ),
-    "buffered_records": "Records received and not yet acknowledged.",
+    "buffered_records": "Records in memory, received and not yet acknowledged (spool apart).",
     "buffer_capacity_records": "Capacity of the record buffer.",
-    "upstream_paused": "1 while reading from the upstream is paused because the buffer is full.",
+    "upstream_paused": (
+        "1 while reading from the upstream is paused because the buffer (and spool) is full."
+    ),
+    "upstream_pauses": (
+        "Times reading from the upstream paused because the buffer and spool were full."
+    ),
+    "spool_bytes": "Bytes the disk spool holds (framing included).",
+    "spool_capacity_bytes": "INGESTER_SPOOL_MAX_BYTES; 0 without a spool.",
+    "spool_records": "Records held in the disk spool, not yet acknowledged by Kafka.",
+    "spool_oldest_record_age_seconds": "Age of the oldest record in the disk spool; 0 when empty.",
+    "spool_records_written": "Records written to the disk spool.",
+    "spool_records_read": "Records read back from the disk spool to be produced.",
+    "spool_write_errors": (
+        "Spool writes refused, by error (full, or the errno name); reading pauses meanwhile."
+    ),
+    "spool_damage": "Damaged parts of the spool found and skipped, by kind.",
+    "spool_damaged_records": "Spooled records known lost to damage.",
+    "replayed_records": (
+        "Records produced from the spool with the replayed header (a match not followed here)."
+    ),
     "seq_gaps": "Sequence gaps detected, by sport.",
     "out_of_order_frames": "Update frames whose seq is not above the last produced one, by sport.",
     "skipped_frames": "Frames skipped by reason (unknown_op, not_followed).",
@@ -114,6 +143,8 @@ _LABELS: dict[str, tuple[str, ...]] = {
     "skipped_frames": ("reason",),
     "config_commands": ("result",),
     "config_rejections": ("reason",),
+    "spool_write_errors": ("error",),
+    "spool_damage": ("kind",),
     "build_info": ("version",),
 }
 
@@ -141,6 +172,17 @@ class Metrics:
         self.buffered_records = gauge("buffered_records")
         self.buffer_capacity = gauge("buffer_capacity_records")
         self.upstream_paused = gauge("upstream_paused")
+        self.upstream_pauses = counter("upstream_pauses")
+        self.spool_bytes = gauge("spool_bytes")
+        self.spool_capacity_bytes = gauge("spool_capacity_bytes")
+        self.spool_records = gauge("spool_records")
+        self.spool_oldest_record_age_seconds = gauge("spool_oldest_record_age_seconds")
+        self.spool_records_written = counter("spool_records_written")
+        self.spool_records_read = counter("spool_records_read")
+        self.spool_write_errors = counter("spool_write_errors")
+        self.spool_damage = counter("spool_damage")
+        self.spool_damaged_records = counter("spool_damaged_records")
+        self.replayed_records = counter("replayed_records")
         self.seq_gaps = counter("seq_gaps")
         self.out_of_order = counter("out_of_order_frames")
         self.skipped_frames = counter("skipped_frames")
@@ -194,6 +236,10 @@ class Metrics:
             self.error_frames.labels(code=code)
         for stage in PRODUCE_STAGES:
             self.produce_stages.labels(stage=stage)
+        for kind in SPOOL_DAMAGE_KINDS:
+            self.spool_damage.labels(kind=kind)
+        for error in SPOOL_WRITE_ERRORS:
+            self.spool_write_errors.labels(error=error)
 
     def prime_sports(self, sports: Iterable[str]) -> None:
         """Create the per-sport series of every sport the daemon has a schema for."""

@@ -1,58 +1,89 @@
 """The bounded buffer between the upstream readers and the Kafka sink.
 
-Capacity counts every record received and not yet acknowledged by Kafka (queued plus in
-flight), so memory stays bounded whatever Kafka does. When it is full, :meth:`put` waits
-(and :meth:`put_nowait` refuses): the upstream readers stop reading, and TCP pushes back on
-the server (backpressure). A record handed to :meth:`put` is never abandoned, even when the
-wait is cancelled.
+Memory holds at most ``capacity`` records received and not yet acknowledged by Kafka
+(queued plus in flight), whatever Kafka does. Past that, records go to the disk spool when
+there is one (:class:`~ingester.produce.spool.overflow.DiskOverflow`): one FIFO runs through
+memory, disk and back, so the order of the records, and so of each match's, holds. When
+there is no room left anywhere, :meth:`put` waits (and :meth:`put_nowait` refuses): the
+upstream readers stop reading and TCP pushes back on the server (backpressure). A record
+handed to :meth:`put` is never abandoned, even when the wait is cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 
+from ingester.observe.metrics import Metrics
 from ingester.pipeline import OutRecord
+from ingester.produce.spool.overflow import DiskOverflow
 
 __all__ = ["RecordBuffer"]
 
+log = logging.getLogger(__name__)
+
 
 class RecordBuffer:
-    """FIFO of :class:`OutRecord` with a capacity on records not yet acknowledged.
+    """FIFO of :class:`OutRecord` with a capacity on the records it holds in memory.
+
+    With an ``overflow``, the capacity is shared: its tail (records on their way to disk)
+    takes up to ``overflow.tail_limit`` of it, the queue and the records in flight the rest.
 
     Every :meth:`put` or :meth:`put_nowait` takes a ticket when it starts, also a ``put`` that
-    then waits for room, so :meth:`acknowledged` can wait for exactly the records handed over
-    before a point in time, whatever order the waiting ones end up queued in.
+    then waits for room, so :meth:`drained` can wait for exactly the records handed over
+    before it is called, whatever order the waiting ones end up queued in. The sink
+    acknowledges in the order it took, which is the FIFO's: a record is acknowledged once as
+    many records as its position in the FIFO are, so nothing per record is kept for it (a
+    spool of a million records costs no memory here).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        overflow: DiskOverflow | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.capacity = capacity
-        self._queue: deque[tuple[int, OutRecord]] = deque()
-        self._taken: deque[int] = deque()  # tickets taken by the sink, not yet acknowledged
-        self._pending: set[int] = set()  # tickets put (or waiting) and not yet acknowledged
+        self._overflow = overflow
+        # The queue's and the in-flight records' share of the capacity.
+        self._limit = max(1, capacity - overflow.tail_limit) if overflow else capacity
+        self._pauses = metrics.upstream_pauses if metrics is not None else None
+        self._paused = False  # a put is waiting for room (logged once per pause)
+        self._queue: deque[OutRecord] = deque()
+        self._taken: deque[OutRecord] = deque()  # taken by the sink, not yet acknowledged
         self._next_ticket = 0
-        self._unacknowledged = 0
+        self._waiting: set[int] = set()  # tickets of the puts waiting for room
+        # FIFO positions: records in it so far (a previous run's spool first), and acknowledged.
+        self._appended = overflow.records if overflow is not None else 0
+        self._acknowledged = 0
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
-        self._marks: list[tuple[int, asyncio.Future[None]]] = []
+        # drained() waiters: [mark, the FIFO position to reach (None until every put
+        # before the mark is in the FIFO), future]
+        self._marks: list[tuple[int, int | None, asyncio.Future[None]]] = []
 
     @property
     def unacknowledged(self) -> int:
-        """Records received and not yet acknowledged (queued and in flight)."""
-        return self._unacknowledged
+        """Records received and not yet acknowledged (in memory, in flight and spooled)."""
+        return self._appended - self._acknowledged
 
     @property
-    def put_count(self) -> int:
-        """Records handed over so far (:meth:`put`, waiting ones included, and
-        :meth:`put_nowait`): a mark for :meth:`acknowledged`."""
-        return self._next_ticket
+    def in_memory(self) -> int:
+        """Records held in memory: queued, in flight, and waiting to be spooled."""
+        overflow = self._overflow
+        return len(self._queue) + len(self._taken) + (overflow.pending if overflow else 0)
 
     @property
     def full(self) -> bool:
         """True while :meth:`put` would wait and :meth:`put_nowait` would refuse."""
-        return self._unacknowledged >= self.capacity
+        overflow = self._overflow
+        memory_room = len(self._queue) + len(self._taken) < self._limit
+        if memory_room and (overflow is None or not overflow.active):
+            return False
+        return overflow is None or not overflow.has_room
 
     async def put(self, record: OutRecord) -> None:
         """Append ``record``; waits while the buffer is full.
@@ -62,79 +93,148 @@ class RecordBuffer:
         (or counted as not acknowledged), never lost unseen. The overshoot is at most one
         record per waiting put (one per upstream connection).
         """
-        ticket = self._ticket()
-        try:
-            while self.full:
-                self._writable.clear()
-                await self._writable.wait()
-        finally:
-            self._append(ticket, record)
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        if self.full:
+            self._waiting.add(ticket)
+            self._pause()
+            try:
+                while self.full:
+                    self._writable.clear()
+                    await self._writable.wait()
+            finally:
+                self._waiting.discard(ticket)
+                self._append(record)
+                self._fix_marks()
+            return
+        self._append(record)
 
     def put_nowait(self, record: OutRecord) -> None:
         """Append ``record`` at once (no coroutine per record); raise
         :class:`asyncio.QueueFull` when the buffer is :attr:`full`."""
         if self.full:
             raise asyncio.QueueFull("record buffer full")
-        self._append(self._ticket(), record)
-
-    def _ticket(self) -> int:
-        ticket = self._next_ticket
         self._next_ticket += 1
-        self._pending.add(ticket)
-        return ticket
+        self._append(record)
 
-    def _append(self, ticket: int, record: OutRecord) -> None:
+    def _append(self, record: OutRecord) -> None:
         record.buffered_at = time.time()
-        self._queue.append((ticket, record))
-        self._unacknowledged += 1
+        overflow = self._overflow
+        if overflow is not None and (
+            overflow.active
+            or len(self._queue) + len(self._taken) >= self._limit
+            or overflow.kafka_stalled()  # to disk at once: a crash then loses no more
+        ):
+            overflow.push(record)  # behind what is spooled: the FIFO's order holds
+        else:
+            self._queue.append(record)
+        self._appended += 1
         self._readable.set()
+
+    def _pause(self) -> None:
+        """A put waits for room: reading from the upstream pauses (counted, logged once)."""
+        if self._paused:
+            return
+        self._paused = True
+        if self._pauses is not None:
+            self._pauses.inc()
+        log.warning(
+            "reading paused: %d records held in memory (%s)",
+            self.in_memory,
+            "no spool" if self._overflow is None else self._overflow.pause_reason(),
+        )
 
     async def take(self, limit: int) -> list[OutRecord]:
         """Remove and return up to ``limit`` records, oldest first; waits for one."""
-        while not self._queue:
+        while True:
+            self._refill(limit)
+            if self._queue:
+                break
             self._readable.clear()
             await self._readable.wait()
-        taken = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
-        self._taken.extend(ticket for ticket, _ in taken)
-        return [record for _, record in taken]
+        queue = self._queue
+        taken = [queue.popleft() for _ in range(min(limit, len(queue)))]
+        self._taken.extend(taken)
+        return taken
+
+    def _refill(self, limit: int) -> None:
+        """Bring up to ``limit`` records from the spool into memory while there is room."""
+        overflow = self._overflow
+        if overflow is None or not overflow.active:
+            return
+        room = min(limit - len(self._queue), self._limit - len(self._queue) - len(self._taken))
+        if room > 0:
+            self._queue.extend(overflow.pull(room))
+            self._room_made()
 
     def acknowledge(self, count: int) -> None:
         """The ``count`` records taken first and not yet acknowledged are now in Kafka (or
         definitively handled): the sink acknowledges whole batches in the order it took them."""
-        self._unacknowledged -= count
+        taken = self._taken
+        spooled = 0
         for _ in range(count):
-            self._pending.discard(self._taken.popleft())
-        if self._unacknowledged < self.capacity:
-            self._writable.set()
+            spooled += taken.popleft().spooled
+        if spooled:
+            assert self._overflow is not None  # only the spool makes spooled records
+            self._overflow.release(spooled)
+        self._acknowledged += count
+        self._room_made()
         self._settle()
 
-    async def acknowledged(self, mark: int) -> None:
-        """Wait until every record whose :meth:`put` started before ``mark`` (a
-        :attr:`put_count`) is acknowledged, whatever was put after them."""
-        if self._lowest_pending() >= mark:
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._marks.append((mark, future))
-        await future
+    def _room_made(self) -> None:
+        if not self.full:
+            self._paused = False
+            self._writable.set()
+
+    def wake(self) -> None:
+        """The spool moved records (written to disk, or found room): wake a waiting
+        :meth:`take` and the waiting puts."""
+        self._readable.set()
+        self._room_made()
 
     async def drained(self) -> None:
-        """Wait until every record put so far (waiting puts included) is acknowledged."""
-        await self.acknowledged(self._next_ticket)
+        """Wait until every record handed over so far (waiting puts included) is
+        acknowledged, whatever is put after the call."""
+        future = asyncio.get_running_loop().create_future()
+        mark = self._next_ticket
+        self._marks.append((mark, self._position_of(mark), future))
+        self._settle()
+        await future
 
-    def _lowest_pending(self) -> int:
-        return min(self._pending, default=self._next_ticket)
+    def _position_of(self, mark: int) -> int | None:
+        """The FIFO position that covers every put before ``mark``; ``None`` while one of
+        them still waits for room (its position is not known yet)."""
+        if any(ticket < mark for ticket in self._waiting):
+            return None
+        return self._appended
+
+    def _fix_marks(self) -> None:
+        """A waiting put got in: the marks that were waiting for it know their position."""
+        self._marks = [
+            (mark, self._position_of(mark) if position is None else position, future)
+            for mark, position, future in self._marks
+        ]
+        self._settle()
 
     def _settle(self) -> None:
-        """Wake the :meth:`acknowledged` waiters whose mark is reached."""
+        """Wake the :meth:`acknowledged` waiters whose position is reached."""
         if not self._marks:
             return
-        lowest = self._lowest_pending()
         waiting = []
-        for mark, future in self._marks:
+        for mark, position, future in self._marks:
             if future.done():  # the waiter gave up (a timeout): forget it
                 continue
-            if mark > lowest:
-                waiting.append((mark, future))
+            if position is None or position > self._acknowledged:
+                waiting.append((mark, position, future))
             else:
                 future.set_result(None)
         self._marks = waiting
+
+    def persist(self) -> int:
+        """At shutdown, with the sink stopped: write every record not acknowledged to the
+        spool, in FIFO order, for the next start to deliver first; returns how many are
+        in it. Without a spool, nothing (0)."""
+        if self._overflow is None:
+            return 0
+        in_memory = [r for r in (*self._taken, *self._queue) if not r.spooled]
+        return self._overflow.persist(in_memory)

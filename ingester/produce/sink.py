@@ -126,7 +126,7 @@ class KafkaSink:
 
     def publish_gauges(self) -> None:
         """Bring the buffered-records gauge up to date."""
-        self._metrics.buffered_records.set(self._buffer.unacknowledged)
+        self._metrics.buffered_records.set(self._buffer.in_memory)
 
     async def _watch_acknowledgements(self) -> None:
         """Say once, in our own words, when Kafka stops acknowledging (a broker outage
@@ -224,22 +224,24 @@ class KafkaSink:
             error = exc
         grouped = {id(r) for _, _, _, members in units for r in members}
         retry = {id(r) for r in records if id(r) not in grouped}  # the next round's
-        acked_at: dict[int, float] = {}  # by index in ``sent``: when Kafka answered
-        sent, error = await self._hand_over(producer, units, retry, acked_at, error)
+        answers = _Answers()
+        sent, error = await self._hand_over(producer, units, retry, answers, error)
         failed = False
         if error is not None:
             self._count_error(error)
             failed = True
-        results = await asyncio.gather(*(f for _, _, f, _ in sent), return_exceptions=True)
+        await answers.all_in()
         now = time.time()
         acknowledged: list[OutRecord] = []
         refused = False  # by the broker: the producer's sequence counted those records
-        for index, ((topic, members, _, handed), result) in enumerate(
-            zip(sent, results, strict=True)
-        ):
+        batched, acknowledging = self._stages[2:]
+        for index, (topic, members, future, handed) in enumerate(sent):
+            result = _outcome(future)
             if not isinstance(result, BaseException):
                 acknowledged += members
-                self._observe_stages(members, handed, acked_at.get(index, now))
+                # Per send unit: one bisect each, whatever the number of records.
+                batched.observe_repeated(handed - self._taken_at, len(members))
+                acknowledging.observe_repeated(answers.at.get(index, now) - handed, len(members))
             elif isinstance(result, _UNWRITABLE):
                 refused = True
                 retry.update(self._refused(topic, members, result))
@@ -248,6 +250,7 @@ class KafkaSink:
                 retry.update(id(r) for r in members)
                 failed = True
                 error = error or result
+        self._observe_waits(acknowledged)
         self._acknowledged(acknowledged, now)
         if error is not None:
             self._mark_down(error)
@@ -264,12 +267,12 @@ class KafkaSink:
         producer: AIOKafkaProducer,
         units: list[tuple[str, int | None, Any, list[OutRecord]]],
         retry: set[int],
-        acked_at: dict[int, float],
+        answers: _Answers,
         error: BaseException | None,
     ) -> tuple[list[tuple[str, list[OutRecord], asyncio.Future[Any], float]], BaseException | None]:
         """Hand ``units`` to the producer, in order, until one fails: the units handed over
         (with the time they were) and the error, if any. The ids of records to send again
-        go into ``retry``; each unit's acknowledgement time will be in ``acked_at``."""
+        go into ``retry``; ``answers`` follows the units' futures."""
         sent: list[tuple[str, list[OutRecord], asyncio.Future[Any], float]] = []
         for index, (topic, partition, builder, members) in enumerate(units):
             try:
@@ -289,7 +292,7 @@ class KafkaSink:
                 error = exc
                 retry.update(id(r) for _, _, _, rest in units[index:] for r in rest)
                 break
-            future.add_done_callback(partial(_note_time, acked_at, len(sent)))
+            answers.follow(len(sent), future)
             sent.append((topic, members, future, time.time()))
         return sent, error
 
@@ -392,15 +395,14 @@ class KafkaSink:
             len(record.value),
         )
 
-    def _observe_stages(self, members: list[OutRecord], handed: float, acked: float) -> None:
-        """Where a send unit's records spent their time (``produce_stage_seconds``): frame
-        processing, the buffer, the sink's batching, Kafka's acknowledgement."""
+    def _observe_waits(self, records: list[OutRecord]) -> None:
+        """Where a round's acknowledged records spent their time before the sink took them
+        (``produce_stage_seconds``: frame processing, the buffer), one call per stage; the
+        sink's batching and Kafka's acknowledgement are observed per send unit."""
         taken = self._taken_at
-        processed, queued, batched, acknowledged = self._stages
-        processed.observe_many([r.buffered_at - r.received_at for r in members])
-        queued.observe_many([taken - r.buffered_at for r in members])
-        batched.observe_repeated(handed - taken, len(members))
-        acknowledged.observe_repeated(acked - handed, len(members))
+        processed, queued = self._stages[:2]
+        processed.observe_many([r.buffered_at - r.received_at for r in records])
+        queued.observe_many([taken - r.buffered_at for r in records])
 
     def _acknowledged(self, records: list[OutRecord], now: float) -> None:
         """Count what Kafka acknowledged at ``now``: one metric update per sport and batch."""
@@ -470,8 +472,42 @@ class KafkaSink:
             await _close_quietly(producer)
 
 
-def _note_time(times: dict[int, float], index: int, _: object) -> None:
-    times[index] = time.time()
+class _Answers:
+    """The futures of one round's send units: when Kafka answered each (``at``, by index),
+    and one wake-up when all are answered (one callback per unit, where ``gather`` made a
+    task-like wrapper and two callbacks)."""
+
+    __slots__ = ("_all", "_pending", "at")
+
+    def __init__(self) -> None:
+        self.at: dict[int, float] = {}
+        self._pending = 0
+        self._all: asyncio.Future[None] | None = None
+
+    def follow(self, index: int, future: asyncio.Future[Any]) -> None:
+        """Note when unit ``index``'s ``future`` is done."""
+        self._pending += 1
+        future.add_done_callback(partial(self._answered, index))
+
+    def _answered(self, index: int, _: object) -> None:
+        self.at[index] = time.time()
+        self._pending -= 1
+        if not self._pending and self._all is not None and not self._all.done():
+            self._all.set_result(None)
+
+    async def all_in(self) -> None:
+        """Return once every followed future is done."""
+        if self._pending:
+            self._all = asyncio.get_running_loop().create_future()
+            await self._all
+
+
+def _outcome(future: asyncio.Future[Any]) -> Any:
+    """A done future's result, or its exception (a cancelled one's ``CancelledError``),
+    as ``gather(return_exceptions=True)`` gives them."""
+    if future.cancelled():
+        return asyncio.CancelledError()
+    return future.exception() or future.result()
 
 
 def _size(record: OutRecord) -> int:

@@ -117,14 +117,31 @@ def test_settings_are_the_daemons_and_secrets_are_files(compose: dict[str, Any])
 
 
 def _mounts(service: dict[str, Any]) -> dict[str, Path]:
-    """Container path -> host path of the service's bind mounts."""
+    """Container path -> host path of the service's bind mounts (named volumes left out)."""
     out = {}
     for volume in service.get("volumes", []):
         host, _, rest = volume.partition(":")
         target = rest.split(":")[0]
+        if host == "spool":
+            continue
         assert host.startswith("./"), f"bind mounts only, relative to the repository: {volume}"
         out[target] = (REPO / host).resolve()
     return out
+
+
+def test_the_ingester_spools_to_a_named_volume(compose: dict[str, Any]) -> None:
+    ingester = compose["services"]["ingester"]
+    env = ingester["environment"]
+    assert ingester["volumes"] == [f"spool:{env['INGESTER_SPOOL_DIR']}"]
+    assert "spool" in compose["volumes"]
+    settings = Settings(
+        spool_dir=env["INGESTER_SPOOL_DIR"], spool_max_bytes=env["INGESTER_SPOOL_MAX_BYTES"]
+    )
+    assert settings.spool_max_bytes == 256 * 1024**2
+    # The image makes the mount point, owned by the daemon's user, so a new volume starts so.
+    assert f"install -d -o 10001 -g 10001 -m 0750 {env['INGESTER_SPOOL_DIR']}" in (
+        REPO / "Dockerfile"
+    ).read_text(encoding="utf-8")
 
 
 def test_mounted_files_exist_and_come_from_the_chart(compose: dict[str, Any]) -> None:

@@ -55,12 +55,16 @@ CHART_MANAGED = {
     "SPORTRIX_CLIENT_CERT_FILE",
     "SPORTRIX_CLIENT_KEY_FILE",
     "SPORTRIX_PROXY_FILE",
+    "INGESTER_SPOOL_DIR",  # from spool.enabled: the mounted volume
+    "INGESTER_SPOOL_MAX_BYTES",  # spool.maxBytes, which also sizes the volume
 }
 #: Secret settings: only ever as files (their *_FILE twins above). A proxy URL may hold
 #: credentials.
 SECRET_SETTINGS = {"SPORTRIX_API_KEY", "KAFKA_SASL_PASSWORD", "SPORTRIX_PROXY"}
 
 BASE: dict[str, Any] = {"kafka": {"bootstrapServers": "kafka-0.kafka:9092,kafka-1.kafka:9092"}}
+SPOOL_DIR = "/var/spool/sportrix-ingester"
+WORKLOADS = {"Deployment", "StatefulSet"}
 
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": BASE,
@@ -129,6 +133,20 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "egress": {"kafka": {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]}},
         },
     },
+    "spool-off": {**BASE, "spool": {"enabled": False}},
+    "spool-persistent": {
+        **BASE,
+        "replicaCount": 3,
+        "spool": {
+            "maxBytes": 4 * 1024**3,
+            "persistence": {
+                "enabled": True,
+                "storageClass": "fast-ssd",
+                "size": "5Gi",
+                "annotations": {"backup.example.com/skip": "true"},
+            },
+        },
+    },
     "three-replicas": {
         **BASE,
         "replicaCount": 3,
@@ -166,8 +184,14 @@ def settings_map(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return found
 
 
+def workload(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one Deployment or StatefulSet (with spool.persistence.enabled)."""
+    (found,) = [d for d in docs if d["kind"] in WORKLOADS]
+    return found
+
+
 def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    spec: dict[str, Any] = one(docs, "Deployment")["spec"]["template"]["spec"]
+    spec: dict[str, Any] = workload(docs)["spec"]["template"]["spec"]
     return spec
 
 
@@ -207,7 +231,8 @@ def test_helm_lint_strict(helm: Helm, name: str) -> None:
 def test_rendered_manifests_are_valid_kubernetes(helm: Helm, name: str, version: str) -> None:
     docs = render(helm, VALUE_SETS[name], version)
     kinds = {d["kind"] for d in docs}
-    assert {"Deployment", "Service", "ServiceAccount", "ConfigMap", "PodDisruptionBudget"} <= kinds
+    assert {"Service", "ServiceAccount", "ConfigMap", "PodDisruptionBudget"} <= kinds
+    assert len(kinds & WORKLOADS) == 1, kinds
     for doc in docs:
         if doc["kind"] in CRD_KINDS:
             continue
@@ -251,10 +276,12 @@ def test_security_settings(helm: Helm, name: str) -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
-    # Every other mount is read-only.
+    # Every other mount is read-only, but the spool's.
     for mount in container["volumeMounts"]:
-        if mount["mountPath"] != "/tmp":
+        if mount["mountPath"] not in ("/tmp", SPOOL_DIR):
             assert mount.get("readOnly") is True, mount
+    # The spool's volume is writable by the pod's group (a claim's files get fsGroup).
+    assert isinstance(pod["fsGroup"], int)
     # Resources, probes.
     assert container["resources"]["requests"]["memory"]
     assert container["resources"]["limits"]["memory"]
@@ -480,6 +507,96 @@ def test_default_image_is_the_app_version(helm: Helm) -> None:
     assert image.endswith(f":{__version__}")
 
 
+# --------------------------------------------------------------------------- disk spool
+
+
+def _spool(docs: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """The spool's settings in the ConfigMap, and the container's mount of it (or None)."""
+    data = settings_map(docs)["data"]
+    settings = {k: v for k, v in data.items() if k.startswith("INGESTER_SPOOL_")}
+    (container,) = pod_spec(docs)["containers"]
+    mounts = [m for m in container["volumeMounts"] if m["mountPath"] == SPOOL_DIR]
+    return settings, (mounts[0] if mounts else None)
+
+
+def test_the_spool_is_an_emptydir_by_default(helm: Helm) -> None:
+    docs = render(helm, BASE)
+    settings, mount = _spool(docs)
+    assert settings == {"INGESTER_SPOOL_DIR": SPOOL_DIR, "INGESTER_SPOOL_MAX_BYTES": "1073741824"}
+    assert mount is not None
+    assert mount.get("readOnly") is not True
+    volumes = {v["name"]: v for v in pod_spec(docs)["volumes"]}
+    # 1 GiB for the records, 64 MiB for the oldest and newest segments and the read position.
+    assert volumes[mount["name"]] == {"name": mount["name"], "emptyDir": {"sizeLimit": "1088Mi"}}
+    assert not by_kind(docs, "StatefulSet")
+    # The daemon reads what the chart sets.
+    parsed = Settings(**{_field(k): v for k, v in settings.items()})
+    assert parsed.spool_dir == Path(SPOOL_DIR)
+    assert parsed.spool_max_bytes == 1024**3
+
+
+@pytest.mark.parametrize(
+    ("max_bytes", "size_limit"),
+    [(16 * 1024**2, "80Mi"), (512 * 1024**2 + 1, "577Mi"), (10 * 1024**3, "10304Mi")],
+)
+def test_the_spool_volume_follows_max_bytes(helm: Helm, max_bytes: int, size_limit: str) -> None:
+    docs = render(helm, {**BASE, "spool": {"maxBytes": max_bytes}})
+    settings, mount = _spool(docs)
+    assert settings["INGESTER_SPOOL_MAX_BYTES"] == str(max_bytes)  # not 1.073741824e+09
+    assert mount is not None
+    volumes = {v["name"]: v for v in pod_spec(docs)["volumes"]}
+    assert volumes[mount["name"]]["emptyDir"]["sizeLimit"] == size_limit
+
+
+def test_no_spool_when_disabled(helm: Helm) -> None:
+    docs = render(helm, VALUE_SETS["spool-off"])
+    settings, mount = _spool(docs)
+    assert settings == {}
+    assert mount is None
+    assert {v["name"] for v in pod_spec(docs)["volumes"]} == {"tmp"}
+    assert one(docs, "Deployment")
+
+
+def test_a_persistent_spool_makes_a_statefulset_with_a_claim_per_pod(helm: Helm) -> None:
+    docs = render(helm, VALUE_SETS["spool-persistent"])
+    assert not by_kind(docs, "Deployment")
+    sts = one(docs, "StatefulSet")
+    spec = sts["spec"]
+    assert spec["replicas"] == 3
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["serviceName"] == one(docs, "Service")["metadata"]["name"]
+    settings, mount = _spool(docs)
+    assert settings["INGESTER_SPOOL_MAX_BYTES"] == str(4 * 1024**3)
+    assert mount is not None
+    # The mount is the claim template's, not a pod volume.
+    assert mount["name"] not in {v["name"] for v in spec["template"]["spec"]["volumes"]}
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == mount["name"]
+    assert claim["metadata"]["annotations"] == {"backup.example.com/skip": "true"}
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    # Every selector still finds the pods; no ReplicaSet hash to spread by.
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= (
+        pod_labels.items()
+    )
+    assert one(docs, "Service")["spec"]["selector"].items() <= pod_labels.items()
+    for constraint in spec["template"]["spec"]["topologySpreadConstraints"]:
+        assert "matchLabelKeys" not in constraint
+        assert constraint["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert spec["template"]["spec"]["securityContext"]["fsGroup"] == 10001
+
+
+@pytest.mark.parametrize(("storage_class", "expected"), [("", None), ("-", "")])
+def test_spool_claim_storage_class(helm: Helm, storage_class: str, expected: str | None) -> None:
+    values = {**BASE, "spool": {"persistence": {"enabled": True, "storageClass": storage_class}}}
+    (claim,) = one(render(helm, values), "StatefulSet")["spec"]["volumeClaimTemplates"]
+    assert claim["spec"].get("storageClassName") == expected
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1088Mi"
+
+
 # --------------------------------------------------------------------------- monitoring
 
 
@@ -619,6 +736,16 @@ REFUSED: dict[str, tuple[dict[str, Any] | None, str]] = {
         {**BASE, "metrics": {"prometheusRule": {"enabled": True, "runbookBaseUrl": "docs/"}}},
         "/metrics/prometheusRule/runbookBaseUrl",
     ),
+    "spool below one segment": ({**BASE, "spool": {"maxBytes": 1024**2}}, "/spool/maxBytes"),
+    "spool size as text": ({**BASE, "spool": {"maxBytes": "1GiB"}}, "/spool/maxBytes"),
+    "spool directory in config": (
+        {**BASE, "config": {"INGESTER_SPOOL_DIR": "/data"}},
+        "INGESTER_SPOOL_DIR",
+    ),
+    "spool claim size not a quantity": (
+        {**BASE, "spool": {"persistence": {"enabled": True, "size": "lots"}}},
+        "/spool/persistence/size",
+    ),
     "network policy without brokers": (
         {**BASE, "networkPolicy": {"enabled": True}},
         "/networkPolicy/egress/kafka/to",
@@ -636,6 +763,10 @@ REFUSED_BY_TEMPLATE: dict[str, tuple[dict[str, Any], str]] = {
     "upstream CA from a Secret and a ConfigMap": (
         {**BASE, "upstream": {"tls": {"ca": {"secretName": "a", "configMapName": "b"}}}},
         "upstream.tls.ca: set secretName or configMapName, not both",
+    ),
+    "persistence without a spool": (
+        {**BASE, "spool": {"enabled": False, "persistence": {"enabled": True}}},
+        "spool.persistence.enabled needs spool.enabled",
     ),
     "PDB with both bounds": (
         {**BASE, "podDisruptionBudget": {"maxUnavailable": 1, "minAvailable": 1}},

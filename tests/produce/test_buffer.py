@@ -42,11 +42,9 @@ async def test_put_nowait_appends_in_order_and_refuses_when_full() -> None:
     assert buffer.full
     with pytest.raises(asyncio.QueueFull):
         buffer.put_nowait(rec(2))
-    assert buffer.unacknowledged == 2
-    mark = buffer.put_count
-    assert mark == 2  # the refused record took no ticket
+    assert buffer.unacknowledged == 2  # the refused record is not counted
     assert [r.key for r in await buffer.take(5)] == [b"0", b"1"]
-    waiting = asyncio.create_task(buffer.acknowledged(mark))
+    waiting = asyncio.create_task(buffer.drained())
     await asyncio.sleep(0)
     assert not waiting.done()
     buffer.acknowledge(2)
@@ -61,11 +59,11 @@ async def test_a_put_nowait_ahead_of_a_waiting_put_does_not_release_its_mark() -
     buffer.put_nowait(rec(0))
     waiting_put = asyncio.create_task(buffer.put(rec(1)))  # ticket 1, waits for room
     await asyncio.sleep(0)
-    mark = buffer.put_count  # covers rec(0) and the waiting rec(1)
+    settled = asyncio.create_task(buffer.drained())  # covers rec(0) and the waiting rec(1)
+    await asyncio.sleep(0)
     buffer.acknowledge(len(await buffer.take(5)))  # room: the waiting put is woken...
     buffer.put_nowait(rec(2))  # ...but the other reader takes the room first (ticket 2)
     assert buffer.full
-    settled = asyncio.create_task(buffer.acknowledged(mark))
     await asyncio.sleep(0)
     assert not waiting_put.done()
     assert [r.key for r in await buffer.take(5)] == [b"2"]
@@ -97,22 +95,21 @@ async def test_drained_resolves_when_everything_is_acknowledged() -> None:
     await asyncio.wait_for(drained, 1.0)
 
 
-async def test_acknowledged_waits_for_the_records_put_before_the_mark_only() -> None:
+async def test_drained_waits_for_the_records_put_before_the_call_only() -> None:
     buffer = RecordBuffer(capacity=10)
     for n in range(3):
         await buffer.put(rec(n))
-    mark = buffer.put_count
-    settled = asyncio.create_task(buffer.acknowledged(mark))
-    await buffer.put(rec(3))  # put after the mark: not waited for
+    settled = asyncio.create_task(buffer.drained())
+    await asyncio.sleep(0)
+    await buffer.put(rec(3))  # put after the call: not waited for
     buffer.acknowledge(len(await buffer.take(2)))
     await asyncio.sleep(0)
     assert not settled.done()
     buffer.acknowledge(len(await buffer.take(1)))
     await asyncio.wait_for(settled, 1.0)
     assert buffer.unacknowledged == 1
-    await asyncio.wait_for(buffer.acknowledged(mark), 1.0)  # already reached
     await buffer.put(rec(4))
-    abandoned = asyncio.create_task(buffer.acknowledged(buffer.put_count))
+    abandoned = asyncio.create_task(buffer.drained())
     await asyncio.sleep(0)
     abandoned.cancel()
     buffer.acknowledge(len(await buffer.take(1)))  # not yet its mark: a cancelled waiter goes
@@ -121,17 +118,18 @@ async def test_acknowledged_waits_for_the_records_put_before_the_mark_only() -> 
     assert buffer.unacknowledged == 0
 
 
-async def test_acknowledged_covers_a_put_still_waiting_for_room_at_the_mark() -> None:
+async def test_drained_covers_a_put_still_waiting_for_room_at_the_call() -> None:
     buffer = RecordBuffer(capacity=1)
     await buffer.put(rec(0))
     blocked = asyncio.create_task(buffer.put(rec(1)))  # handed over, waiting for room
     await asyncio.sleep(0)
-    settled = asyncio.create_task(buffer.acknowledged(buffer.put_count))
+    settled = asyncio.create_task(buffer.drained())
+    await asyncio.sleep(0)
     buffer.acknowledge(len(await buffer.take(1)))
     await asyncio.wait_for(blocked, 1.0)
-    later = asyncio.create_task(buffer.put(rec(2)))  # after the mark: not waited for
+    later = asyncio.create_task(buffer.put(rec(2)))  # after the call: not waited for
     await asyncio.sleep(0)
-    assert not settled.done(), "record 1 was handed over before the mark"
+    assert not settled.done(), "record 1 was handed over before the call"
     buffer.acknowledge(len(await buffer.take(1)))
     await asyncio.wait_for(settled, 1.0)
     await asyncio.wait_for(later, 1.0)

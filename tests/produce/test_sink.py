@@ -406,3 +406,26 @@ async def test_an_idle_sink_sends_at_once_whatever_the_producer_linger(
     assert [v for _, v in await read_all(bootstrap, topic, 3)] == [b"v"] * 3
     for stage in ("processed", "queued", "batched", "acknowledged"):
         assert sum(metrics.produce_stages.labels(stage=stage).counts) == 3, stage
+
+
+async def test_a_round_waits_for_every_unit_and_keeps_each_outcome() -> None:
+    """The round's futures, as ``gather(return_exceptions=True)`` gave them: it returns
+    only once all are done, with when each was, its result, exception or cancellation."""
+    loop = asyncio.get_running_loop()
+    futures: list[asyncio.Future[object]] = [loop.create_future() for _ in range(3)]
+    answers = sink_module._Answers()
+    for index, future in enumerate(futures):
+        answers.follow(index, future)
+    waiting = asyncio.create_task(answers.all_in())
+    futures[0].set_result("ok")
+    futures[2].cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    futures[1].set_exception(OutOfOrderSequenceNumber())
+    await asyncio.wait_for(waiting, 5)
+    assert sorted(answers.at) == [0, 1, 2]
+    outcomes = [sink_module._outcome(f) for f in futures]
+    assert outcomes[0] == "ok"
+    assert isinstance(outcomes[1], OutOfOrderSequenceNumber)
+    assert isinstance(outcomes[2], asyncio.CancelledError)

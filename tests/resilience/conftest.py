@@ -10,6 +10,7 @@ received (``/metrics``, ``/status``) and what the topic holds (:mod:`tests.resil
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,17 @@ import pytest
 
 from sportrix_devkit.localkafka import LocalKafka, LocalKafkaError
 from tests.e2e.conftest import bootstrap, data_reader, dlq_reader, topics
+from tests.e2e.harness import Daemon, Topics, wait_for
 
-__all__ = ["bootstrap", "data_reader", "dlq_reader", "outage_kafka", "topics"]
+__all__ = [
+    "bootstrap",
+    "data_reader",
+    "dlq_reader",
+    "outage_kafka",
+    "outage_topics",
+    "records_flowing",
+    "topics",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,3 +51,18 @@ def outage_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
         yield broker
     finally:
         broker.stop()
+
+
+def outage_topics(name: str) -> Topics:
+    """Topic names of one test on the outage broker (no fixture: that broker is not the
+    session's, which ``topics`` would start)."""
+    stamp = f"{name}-{time.monotonic_ns()}"
+    return Topics(f"{stamp}-data", f"{stamp}-config", f"{stamp}-dlq")
+
+
+async def records_flowing(daemon: Daemon) -> None:
+    """Wait until Kafka has acknowledged 100 of the daemon's records."""
+    await wait_for(
+        lambda: daemon.total("sportrix_ingester_records_produced_total") >= 100,
+        "records flowing",
+    )

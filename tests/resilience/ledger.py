@@ -1,85 +1,38 @@
 """Per-match accounting: what the simulator sent, what the daemon received, what Kafka holds.
 
-A frame is identified by ``(match_id, op, seq)``: a snapshot repeats the current ``seq``, so
-an update and a later snapshot with the same ``seq`` are two frames, not a duplicate.
+The topic's side is :class:`~sportrix_devkit.bench.ledger.MatchLedger` (shared with
+``bench outage``); this module reads it from a :class:`TopicReader` and the other two
+sides from the simulator's and the daemon's HTTP endpoints.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
+from sportrix_devkit.bench.ledger import MatchLedger, Row, frame_of, group
 from tests.e2e.harness import Daemon, Record, Simulator, TopicReader, wait_for
-
-Frame = tuple[str, int]  # (op, seq)
-
-
-@dataclass
-class MatchLedger:
-    """The records of one match in topic order, and what they say."""
-
-    match_id: int
-    frames: list[Frame] = field(default_factory=list)
-    producers: list[bytes] = field(default_factory=list)
-
-    @property
-    def unique(self) -> list[Frame]:
-        """The records without repeated updates, in topic order.
-
-        Every snapshot is kept: the upstream repeats the current ``seq`` in each snapshot,
-        so two snapshots with one ``seq`` are two frames received (say, before and after a
-        reconnect of a finished match). Tests that need it compare :meth:`snapshots` with
-        the snapshots the simulator sent.
-        """
-        seen: set[Frame] = set()
-        out: list[Frame] = []
-        for frame in self.frames:
-            if frame[0] == "snapshot" or frame not in seen:
-                seen.add(frame)
-                out.append(frame)
-        return out
-
-    @property
-    def duplicates(self) -> int:
-        """Records repeating an update already in the topic (at-least-once re-sends)."""
-        return len(self.frames) - len(self.unique)
-
-    def out_of_order(self) -> list[tuple[Frame, Frame]]:
-        """Neighbours (first occurrences) whose ``seq`` goes down outside a snapshot."""
-        unique = self.unique
-        return [
-            (a, b) for a, b in itertools.pairwise(unique) if b[0] != "snapshot" and b[1] <= a[1]
-        ]
-
-    def gaps(self) -> list[tuple[Frame, Frame]]:
-        """Neighbours (first occurrences) where an update skips a ``seq``."""
-        unique = self.unique
-        return [
-            (a, b) for a, b in itertools.pairwise(unique) if b[0] == "update" and b[1] != a[1] + 1
-        ]
-
-    def snapshots(self) -> int:
-        """Snapshot records of the match."""
-        return sum(1 for op, _ in self.frames if op == "snapshot")
-
-    @property
-    def last_seq(self) -> int:
-        return max(seq for _, seq in self.frames)
 
 
 def ledgers(records: list[Record]) -> dict[int, MatchLedger]:
     """The data topic's records grouped per match."""
-    out: dict[int, MatchLedger] = {}
-    for record in records:
-        assert record.decoded is not None
-        match_id = int(record.key or b"0")
-        ledger = out.setdefault(match_id, MatchLedger(match_id))
-        ledger.frames.append((record.decoded["op"], record.decoded["seq"]))
-        ledger.producers.append(record.headers.get("producer", b""))
-    return out
+
+    def rows() -> Iterator[Row]:
+        for record in records:
+            assert record.value is not None
+            frame, received_at = frame_of(record.value)
+            headers = record.headers
+            yield (
+                int(record.key or b"0"),
+                frame,
+                headers.get("producer", b""),
+                headers.get("replayed") == b"1",
+                received_at,
+            )
+
+    return group(rows())
 
 
 def sent(simulator: Simulator, matches: list[int]) -> dict[int, dict[str, Any]]:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from sportrix_devkit.localkafka import LocalKafka
-from tests.e2e.harness import Daemon, Simulator, TopicReader, Topics, wait_for
+from tests.e2e.harness import Daemon, Simulator, TopicReader, wait_for
+from tests.resilience.conftest import outage_topics, records_flowing
 from tests.resilience.ledger import (
     frames_sent,
     ledgers,
@@ -26,18 +27,6 @@ from tests.resilience.ledger import (
 
 # One worker runs these, so their broker (``outage_kafka``) is started once per run.
 pytestmark = pytest.mark.xdist_group("outage-broker")
-
-
-def _topics(name: str) -> Topics:
-    stamp = f"{name}-{time.monotonic_ns()}"
-    return Topics(f"{stamp}-data", f"{stamp}-config", f"{stamp}-dlq")
-
-
-async def _records_flowing(daemon: Daemon) -> None:
-    await wait_for(
-        lambda: daemon.total("sportrix_ingester_records_produced_total") >= 100,
-        "records flowing",
-    )
 
 
 async def _watch_readiness(
@@ -67,14 +56,14 @@ async def test_broker_stopped_15s_every_received_frame_lands_once_in_order(  # n
     tmp_path: Path, outage_kafka: LocalKafka
 ) -> None:
     bootstrap = outage_kafka.bootstrap_servers
-    topics = _topics("outage15")
+    topics = outage_topics("outage15")
     simulator = Simulator(tmp_path, "--update-rate", "10")
     matches = simulator.matches("soccer")[:4] + simulator.matches("cricket")[:2]
     daemon = Daemon(tmp_path, bootstrap, simulator.url, topics)
     reader = TopicReader(bootstrap, topics.data)
     try:
         await daemon.follow(matches)
-        await _records_flowing(daemon)
+        await records_flowing(daemon)
         before = received(daemon)
         outage_kafka.stop()
         down_at = time.monotonic()
@@ -154,7 +143,7 @@ async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_l
     tmp_path: Path, outage_kafka: LocalKafka
 ) -> None:
     bootstrap = outage_kafka.bootstrap_servers
-    topics = _topics("outage-long")
+    topics = outage_topics("outage-long")
     simulator = Simulator(tmp_path, "--update-rate", "20")
     matches = simulator.matches("soccer")[:4] + simulator.matches("cricket")[:2]
     capacity = 300
@@ -169,7 +158,7 @@ async def test_broker_down_longer_than_the_buffer_pauses_reading_and_keeps_the_l
     reader = TopicReader(bootstrap, topics.data)
     try:
         await daemon.follow(matches)
-        await _records_flowing(daemon)
+        await records_flowing(daemon)
         rss_before = rss_kib(daemon.proc.pid)
         outage_kafka.stop()
         down_at = time.monotonic()
@@ -262,7 +251,7 @@ async def test_sigterm_with_a_full_buffer_produces_or_counts_every_record_receiv
     Reading has stopped when the `flushing N records` line is logged: ``frames_total`` is
     final then."""
     bootstrap = outage_kafka.bootstrap_servers
-    topics = _topics("sigterm-full")
+    topics = outage_topics("sigterm-full")
     simulator = Simulator(tmp_path, "--update-rate", "20")
     matches = simulator.matches("soccer")[:4] + simulator.matches("cricket")[:2]
     daemon = Daemon(
@@ -277,7 +266,7 @@ async def test_sigterm_with_a_full_buffer_produces_or_counts_every_record_receiv
     reader = TopicReader(bootstrap, topics.data)
     try:
         await daemon.follow(matches)
-        await _records_flowing(daemon)
+        await records_flowing(daemon)
         outage_kafka.stop()
         await wait_for(
             lambda: daemon.metric("sportrix_ingester_upstream_paused") == 1,

@@ -2,7 +2,8 @@
 
 Starts Kafka (or uses ``--kafka``/``KAFKA_BOOTSTRAP_SERVERS``), the simulator and the daemon
 as separate processes, drives a scenario and writes ``bench-<scenario>.json``, ``.md`` and
-``.png`` to ``--out``. See ``docs/benchmarks.md``.
+``.png`` to ``--out``. ``outage`` (:mod:`.outage`) stops and restarts a broker of its own.
+See ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     add = parser.add_argument
-    add("scenario", nargs="?", choices=("throughput", "scale"), default="throughput")
+    add("scenario", nargs="?", choices=("throughput", "scale", "outage"), default="throughput")
     add("--out", type=Path, default=Path("bench-results"), help="output directory")
     add_match_flags(
         parser,
@@ -64,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME=VALUE",
         help="extra setting for the daemon (repeatable)",
     )
+    add("--outage", type=float, default=60.0, help="outage: seconds Kafka is down (60)")
+    add("--kill-at", type=float, help="outage: kill -9 the daemon S seconds into the outage")
+    add(
+        "--no-spool",
+        dest="spool",
+        action="store_false",
+        help="outage: the daemon without INGESTER_SPOOL_DIR (the row without a spool)",
+    )
     parser.set_defaults(handler=_bench)
 
 
@@ -79,6 +88,7 @@ def _replicas(text: str) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from sportrix_devkit.bench import outage
     from sportrix_devkit.bench.report import markdown
     from sportrix_devkit.bench.scenarios import Options, run
     from sportrix_devkit.simulator.cli import match_counts
@@ -86,6 +96,10 @@ def _bench(args: argparse.Namespace) -> int:
     values = {k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__}
     values["simulated"] = match_counts(args)
     values["daemon_env"] = dict(item.split("=", 1) for item in args.daemon_env)
+    if args.scenario == "outage":
+        print(outage.markdown(outage.run(Options(**values))), end="")
+        print(f"results in {args.out}/bench-outage.json|.md")
+        return 0
     result = run(Options(**values))
     print(markdown(result), end="")
     print(f"results in {args.out}/bench-{args.scenario}.json|.md|.png")

@@ -87,6 +87,9 @@ class Options:
     replicas: int = 1
     profile: bool = False
     daemon_env: dict[str, str] = field(default_factory=dict)
+    outage: float = 60.0  # outage: seconds Kafka is down
+    kill_at: float | None = None  # outage: kill -9 the daemon this many seconds into it
+    spool: bool = True  # outage: give the daemon INGESTER_SPOOL_DIR
 
 
 def run(options: Options) -> dict[str, Any]:

@@ -7,14 +7,27 @@ the broker appended it. Lag = that timestamp - the record's ``updated_at``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ingester.control.commands import encode_command
+from sportrix_devkit.bench.ledger import read_varint
 
-__all__ = ["APPEND_TIME", "Appended", "create_topic", "follow", "read_appended", "updated_at_ms"]
+__all__ = [
+    "APPEND_TIME",
+    "Appended",
+    "create_topic",
+    "follow",
+    "read_appended",
+    "read_records",
+    "updated_at_ms",
+]
+
+T = TypeVar("T")
 
 #: The data topic's config: the broker stamps each record with its append time.
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
@@ -60,39 +73,34 @@ async def follow(bootstrap: str, config_topic: str, match_ids: list[int]) -> Non
         await producer.stop()
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    """A zigzag varint at ``pos``: ``(value, next position)``."""
-    shift = result = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
 def updated_at_ms(value: bytes) -> tuple[int | None, int]:
     """``(updated_at, received_at)`` of a single-object encoded record, from its prefix.
 
     Every schema starts ``match_id`` (long), ``sport`` (string), ``op`` (enum), ``seq`` and
     ``updated_at`` (both ``["null", "long"]``), ``received_at`` (long): no full decode needed.
     """
-    _, pos = _varint(value, _PREFIX)
-    length, pos = _varint(value, pos)
-    _, pos = _varint(value, pos + length)
-    branch, pos = _varint(value, pos)
+    _, pos = read_varint(value, _PREFIX)
+    length, pos = read_varint(value, pos)
+    _, pos = read_varint(value, pos + length)
+    branch, pos = read_varint(value, pos)
     if branch:
-        _, pos = _varint(value, pos)
-    branch, pos = _varint(value, pos)
+        _, pos = read_varint(value, pos)
+    branch, pos = read_varint(value, pos)
     updated = None
     if branch:
-        updated, pos = _varint(value, pos)
-    return updated, _varint(value, pos)[0]
+        updated, pos = read_varint(value, pos)
+    return updated, read_varint(value, pos)[0]
 
 
-async def read_appended(bootstrap: str, topic: str, partitions: int) -> list[Appended]:
-    """Every record of ``topic`` up to its current end, in no particular order."""
+async def read_records(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    keep: Callable[[ConsumerRecord[Any, Any]], T | None],
+) -> list[T]:
+    """``keep(record)`` of every record of ``topic`` up to its current end (``None`` left
+    out): partition after partition in turn, each in offset order, so a match's records
+    (one key, one partition) keep the topic's order."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -103,16 +111,28 @@ async def read_appended(bootstrap: str, topic: str, partitions: int) -> list[App
         await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
         remaining = {tp for tp in assigned if ends[tp] > 0}
-        out: list[Appended] = []
+        out: list[T] = []
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=50_000)
             for tp, records in batches.items():
                 for record in records:
-                    if record.value:
-                        updated, received = updated_at_ms(record.value)
-                        out.append(Appended(record.timestamp, updated, received))
+                    item = keep(record)
+                    if item is not None:
+                        out.append(item)
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         return out
     finally:
         await consumer.stop()
+
+
+def _appended(record: ConsumerRecord[Any, Any]) -> Appended | None:
+    if not record.value:
+        return None
+    updated, received = updated_at_ms(record.value)
+    return Appended(record.timestamp, updated, received)
+
+
+async def read_appended(bootstrap: str, topic: str, partitions: int) -> list[Appended]:
+    """Every record of ``topic`` up to its current end, in no particular order."""
+    return await read_records(bootstrap, topic, partitions, _appended)

@@ -167,5 +167,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.egress.kafka.to) }}
 {{- fail "networkPolicy.egress.kafka.to must name the Kafka brokers (ipBlock or selectors) when networkPolicy.enabled" }}
 {{- end }}
+{{- if and .Values.spool.persistence.enabled (not .Values.spool.enabled) }}
+{{- fail "spool.persistence.enabled needs spool.enabled: there is no spool to keep" }}
+{{- end }}
 {{- $_ := include "sportrix-ingester.terminationGrace" . }}
+{{- end }}
+
+{{/* Where the disk spool is mounted (INGESTER_SPOOL_DIR). */}}
+{{- define "sportrix-ingester.spoolDir" -}}
+/var/spool/sportrix-ingester
+{{- end }}
+
+{{/* The spool volume's size: spool.maxBytes in MiB rounded up, plus 64Mi for the oldest segment
+(deleted only once wholly delivered), the newest being written, and the read position. */}}
+{{- define "sportrix-ingester.spoolVolumeSize" -}}
+{{- $mib := div (add (int64 .Values.spool.maxBytes) 1048575) 1048576 }}
+{{- printf "%dMi" (add $mib 64) }}
 {{- end }}
