@@ -24,6 +24,9 @@ __all__ = ["RecordBuffer"]
 
 log = logging.getLogger(__name__)
 
+#: Seconds between two ``reading paused`` lines (every pause is counted).
+_PAUSE_LOG_INTERVAL = 60.0
+
 
 class RecordBuffer:
     """FIFO of :class:`OutRecord` with a capacity on the records it holds in memory.
@@ -50,7 +53,9 @@ class RecordBuffer:
         # The queue's and the in-flight records' share of the capacity.
         self._limit = max(1, capacity - overflow.tail_limit) if overflow else capacity
         self._pauses = metrics.upstream_pauses if metrics is not None else None
-        self._paused = False  # a put is waiting for room (logged once per pause)
+        self._paused = False  # a put is waiting for room
+        self._pause_logged_at = -_PAUSE_LOG_INTERVAL  # monotonic time of the last pause line
+        self._unlogged_pauses = 0
         self._queue: deque[OutRecord] = deque()
         self._taken: deque[OutRecord] = deque()  # taken by the sink, not yet acknowledged
         self._next_ticket = 0
@@ -132,17 +137,27 @@ class RecordBuffer:
         self._readable.set()
 
     def _pause(self) -> None:
-        """A put waits for room: reading from the upstream pauses (counted, logged once)."""
+        """A put waits for room: reading from the upstream pauses (counted; logged at most
+        once a minute, as backpressure at saturation pauses many times a second)."""
         if self._paused:
             return
         self._paused = True
+        self._unlogged_pauses += 1
         if self._pauses is not None:
             self._pauses.inc()
+        now = time.monotonic()
+        if now - self._pause_logged_at < _PAUSE_LOG_INTERVAL:
+            return
         log.warning(
-            "reading paused: %d records held in memory (%s)",
+            "reading paused: %d records held in memory (%s)%s",
             self.in_memory,
             "no spool" if self._overflow is None else self._overflow.pause_reason(),
+            ""
+            if self._unlogged_pauses == 1
+            else f"; {self._unlogged_pauses} pauses since the last such line",
         )
+        self._pause_logged_at = now
+        self._unlogged_pauses = 0
 
     async def take(self, limit: int) -> list[OutRecord]:
         """Remove and return up to ``limit`` records, oldest first; waits for one."""
